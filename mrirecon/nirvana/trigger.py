@@ -39,7 +39,7 @@ class TriggerCoefficients(NamedTuple):
 
 
 class _FastState(NamedTuple):
-    xU: Tensor  # [B,T,c,r] input contracted with the linear bank
+    x_bank: Tensor  # [B,T,c,r] input contracted with the linear bank
     gain: Tensor  # [B,T,c]
     z_hat: Tensor  # [B,T,c] normalised pre-activation
     sigma: Tensor  # [B,T,1]
@@ -96,7 +96,7 @@ class TriggerBank(nn.Module):
         err = fs.out - v  # [B,T,c]
         g_z = fs.gain * err / fs.sigma  # approximate dL/dz
         grads = (
-            (fs.xU.transpose(-1, -2) @ g_z.unsqueeze(-1)).squeeze(-1),  # alpha
+            (fs.x_bank.transpose(-1, -2) @ g_z.unsqueeze(-1)).squeeze(-1),  # alpha
             (err * fs.z_hat) @ self.weight_ln.to(dt),  # gamma
             g_z @ self.bias_linear.to(dt),  # kappa
             err @ self.bias_ln.to(dt),  # delta
