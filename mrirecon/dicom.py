@@ -358,6 +358,7 @@ def _build_slices(
     patient_id: str | None,
     pseudonymise: bool,
     pseudonym_key: str | None,
+    uid_key: str | None,
     identity: dict[str, str] | None,
     study_uid: str | None,
     series_uid: str | None,
@@ -373,6 +374,7 @@ def _build_slices(
     centre, width = _window(stored)
     digest = hashlib.sha256(np.ascontiguousarray(vol, dtype=np.float32).tobytes()).hexdigest()
     key = pseudonym_key if pseudonym_key is not None else digest
+    ukey = uid_key if uid_key is not None else key
     ident = dict(identity or {})
     if pseudonymise:
         pid = pseudonym(key)
@@ -384,11 +386,11 @@ def _build_slices(
     ids = _SeriesIds(
         study_uid=study_uid
         or (ident.get("StudyInstanceUID") if not pseudonymise else None)
-        or _uid(key, "study"),
-        series_uid=series_uid or _uid(key, digest, series_description, "series"),
+        or _uid(ukey, digest, "study"),
+        series_uid=series_uid or _uid(ukey, digest, series_description, "series"),
         frame_uid=frame_of_reference_uid
         or (ident.get("FrameOfReferenceUID") if not pseudonymise else None)
-        or _uid(key, "frame"),
+        or _uid(ukey, digest, "frame"),
     )
     now = _dt.datetime.now()
     content_date, content_time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
@@ -498,6 +500,7 @@ def write_series(
     patient_id: str | None = None,
     pseudonymise: bool = True,
     pseudonym_key: str | None = None,
+    uid_key: str | None = None,
     identity: dict[str, str] | None = None,
     study_uid: str | None = None,
     series_uid: str | None = None,
@@ -508,8 +511,8 @@ def write_series(
 
     With ``pseudonymise`` (default) patient name and ID are ``pseudonym(pseudonym_key)`` (the
     volume's hash when no key is given), birth date, sex and study date are left empty, and
-    ``identity``/``patient_*`` are ignored. UIDs not given are derived deterministically from the
-    key and the data. Returns the written paths in slice order.
+    ``identity``/``patient_*`` are ignored. UIDs not given are derived deterministically from
+    ``uid_key`` (default: the pseudonym key) and the data. Returns the written paths in slice order.
     """
     slices = _build_slices(
         volume,
@@ -520,6 +523,7 @@ def write_series(
         patient_id=patient_id,
         pseudonymise=pseudonymise,
         pseudonym_key=pseudonym_key,
+        uid_key=uid_key,
         identity=identity,
         study_uid=study_uid,
         series_uid=series_uid,
@@ -547,6 +551,7 @@ def write_enhanced(
     patient_id: str | None = None,
     pseudonymise: bool = True,
     pseudonym_key: str | None = None,
+    uid_key: str | None = None,
     identity: dict[str, str] | None = None,
     study_uid: str | None = None,
     series_uid: str | None = None,
@@ -569,6 +574,7 @@ def write_enhanced(
         patient_id=patient_id,
         pseudonymise=pseudonymise,
         pseudonym_key=pseudonym_key,
+        uid_key=uid_key,
         identity=identity,
         study_uid=study_uid,
         series_uid=series_uid,
@@ -651,12 +657,16 @@ def scan_folder(folder: str | Path) -> tuple[dict[str, list[Path]], list[tuple[P
     """Find DICOM images under ``folder`` (recursively) and group them by SeriesInstanceUID.
 
     Returns ``(groups, problems)``: ``problems`` lists files that are not readable DICOM images,
-    each with a one-line reason. Hidden files and DICOMDIR are ignored.
+    each with a one-line reason. Hidden files and folders (names starting with ".", e.g. unfinished
+    temporary outputs) and DICOMDIR are ignored. ``folder`` may also be a single file.
     """
     groups: dict[str, list[Path]] = {}
     problems: list[tuple[Path, str]] = []
-    for path in sorted(Path(folder).rglob("*")):
-        if not path.is_file() or path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+    root = Path(folder)
+    candidates = [root] if root.is_file() else sorted(root.rglob("*"))
+    for path in candidates:
+        rel = path.relative_to(root).parts if path != root else (path.name,)
+        if not path.is_file() or any(p.startswith(".") for p in rel) or path.name.upper() == "DICOMDIR":
             continue
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)

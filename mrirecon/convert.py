@@ -1,0 +1,628 @@
+"""Batch conversion between fastMRI-style HDF5 reconstructions and DICOM.
+
+Usage::
+
+    python -m mrirecon.convert h5-to-dicom IN OUT [--workers N] [--overwrite] [--keep-identity] [--enhanced]
+    python -m mrirecon.convert dicom-to-h5 IN OUT [--workers N] [--overwrite] [--keep-identity]
+    python -m mrirecon.convert kspace-to-dicom IN OUT [--recon-option KEY=VALUE ...] [same as h5-to-dicom]
+
+``IN`` is a file or a folder (searched recursively). Outputs mirror the input tree:
+
+- ``h5-to-dicom``: ``IN/a/b.h5`` -> folder ``OUT/a/b/`` with ``IM00001.dcm``... (single-frame MR
+  Image Storage), or ``ENHANCED.dcm`` (one Legacy Converted Enhanced MR object) with ``--enhanced``.
+- ``dicom-to-h5``: a series whose files sit in ``IN/a/b/`` -> ``OUT/a/b.h5`` (when that folder holds
+  one series; otherwise ``OUT/a/b/<SeriesInstanceUID>.h5``). The file holds ``reconstruction``
+  (float32 ``[S, H, W]``, sorted along the slice normal) and the geometry and scale as attributes
+  (``pixel_spacing``, ``slice_thickness``, ``slice_spacing``, ``image_orientation_patient``,
+  ``image_position_patient`` ``[S, 3]``, ``scale_slope``, ``scale_intercept``, UIDs, ...). Fed back
+  to ``h5-to-dicom`` these attributes take precedence over the ISMRMRD header.
+
+Existing outputs are skipped unless ``--overwrite``; outputs are written under a hidden temporary
+name next to the target and renamed. Every failure is one line ``FAILED <file>: <problem>``; the
+batch goes on, and the exit code is 1 when anything failed (2 for usage errors).
+
+Identity: ``h5-to-dicom`` replaces patient name/ID by a pseudonym derived from the input file name
+and leaves birth date, sex and study date empty; ``dicom-to-h5`` stores only a pseudonymous
+``patient_id``. ``--keep-identity`` keeps the source's identity (HDF5 attributes ``patient_id``,
+``patient_name``, ``patient_birth_date``, ``patient_sex``, else the ISMRMRD ``subjectInformation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mrirecon import dicom
+
+__all__ = [
+    "RECONSTRUCTION_KEYS",
+    "H5InputError",
+    "Summary",
+    "dicom_series_to_h5",
+    "geometry_from_h5",
+    "h5_to_dicom_file",
+    "kspace_to_dicom_file",
+    "main",
+    "read_reconstruction_h5",
+]
+
+RECONSTRUCTION_KEYS = ("reconstruction", "reconstruction_rss", "reconstruction_esc")
+H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+ENHANCED_NAME = "ENHANCED.dcm"
+
+
+class H5InputError(ValueError):
+    """An HDF5 input that cannot be converted (the message says why)."""
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5 input
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.ndim == 0:
+        return _decode(value[()])
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_reconstruction_h5(
+    path: str | Path, dataset: str | None = None
+) -> tuple[np.ndarray, str | None, dict[str, Any], str]:
+    """Read and validate a reconstruction file: ``(volume float32 [S,H,W], header_xml, attrs, key)``.
+
+    ``key`` is the dataset used: ``dataset`` when given, else the first of
+    :data:`RECONSTRUCTION_KEYS` present. Raises :class:`H5InputError` with the problem: not HDF5,
+    truncated/corrupt, missing dataset, wrong rank or dtype, empty, NaN/Inf values.
+    """
+    path = Path(path)
+    try:
+        if not h5py.is_hdf5(path):
+            raise H5InputError("not an HDF5 file")
+    except OSError as exc:
+        raise H5InputError(f"cannot read file ({exc})") from exc
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise H5InputError(f"cannot open HDF5 file, truncated or corrupt? ({exc})") from exc
+    with f:
+        keys = [dataset] if dataset else [k for k in RECONSTRUCTION_KEYS if k in f]
+        if not keys or keys[0] not in f:
+            wanted = dataset or " or ".join(RECONSTRUCTION_KEYS)
+            found = ", ".join(sorted(f.keys())) or "nothing"
+            raise H5InputError(f"missing reconstruction dataset {wanted} (file holds: {found})")
+        key = keys[0]
+        obj = f[key]
+        if not isinstance(obj, h5py.Dataset):
+            raise H5InputError(f"'{key}' is not a dataset")
+        if obj.dtype.kind == "c":
+            raise H5InputError(f"'{key}' is complex ({obj.dtype}); expected a magnitude image")
+        if obj.dtype.kind not in "fiu":
+            raise H5InputError(f"'{key}' has dtype {obj.dtype}; expected real numbers")
+        if obj.ndim != 3:
+            raise H5InputError(f"'{key}' has shape {obj.shape}; expected [slices, height, width]")
+        if 0 in obj.shape:
+            raise H5InputError(f"'{key}' is empty (shape {obj.shape})")
+        try:
+            volume = np.asarray(obj[()], dtype=np.float32)
+        except (OSError, ValueError) as exc:
+            raise H5InputError(f"cannot read '{key}', truncated or corrupt? ({exc})") from exc
+        if not np.all(np.isfinite(volume)):
+            raise H5InputError(f"'{key}' contains NaN or Inf values")
+        header = None
+        if "ismrmrd_header" in f and isinstance(f["ismrmrd_header"], h5py.Dataset):
+            try:
+                header = _decode(f["ismrmrd_header"][()])
+            except (OSError, ValueError):
+                header = None
+            header = header if isinstance(header, str) else None
+        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+    return volume, header, attrs, key
+
+
+def geometry_from_h5(header_xml: str | None, attrs: dict[str, Any]) -> dicom.Geometry:
+    """Geometry from ``dicom-to-h5`` attributes when present, else from the ISMRMRD header/default."""
+    geometry = dicom.geometry_from_ismrmrd(header_xml)
+    try:
+        if "pixel_spacing" in attrs:
+            ps = np.asarray(attrs["pixel_spacing"], dtype=np.float64).ravel()
+            geometry = dicom.Geometry(
+                pixel_spacing=(float(ps[0]), float(ps[1])),
+                slice_thickness=float(attrs.get("slice_thickness", geometry.slice_thickness)),
+                slice_spacing=float(attrs["slice_spacing"]) if "slice_spacing" in attrs else None,
+                orientation=tuple(  # type: ignore[arg-type]
+                    float(v)
+                    for v in np.asarray(
+                        attrs.get("image_orientation_patient", geometry.orientation), dtype=np.float64
+                    ).ravel()[:6]
+                ),
+                origin=tuple(  # type: ignore[arg-type]
+                    float(v)
+                    for v in np.asarray(attrs["image_position_patient"], dtype=np.float64).reshape(-1, 3)[0]
+                )
+                if "image_position_patient" in attrs
+                else None,
+            )
+    except (ValueError, TypeError, IndexError, KeyError):
+        pass  # malformed attributes: keep the header/default geometry
+    return geometry
+
+
+def _identity_from_attrs(attrs: dict[str, Any], header_xml: str | None) -> dict[str, str]:
+    ident = dicom.identity_from_ismrmrd(header_xml)
+    for attr, keyword in (
+        ("patient_id", "PatientID"),
+        ("patient_name", "PatientName"),
+        ("patient_birth_date", "PatientBirthDate"),
+        ("patient_sex", "PatientSex"),
+    ):
+        if attrs.get(attr) not in (None, ""):
+            ident[keyword] = str(attrs[attr])
+    return ident
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic outputs
+
+
+def _temp_sibling(dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return dst.parent / f".{dst.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _commit(tmp: Path, dst: Path) -> None:
+    """Move ``tmp`` to ``dst``, replacing an existing ``dst`` (file or folder)."""
+    if dst.is_dir() and not dst.is_symlink():
+        trash = _temp_sibling(dst)
+        os.replace(dst, trash)
+        os.replace(tmp, dst)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, dst)
+
+
+def _discard(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif tmp.exists():
+        tmp.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# Conversions of one item (run in worker processes)
+
+
+def _volume_to_dicom(
+    volume: np.ndarray,
+    header_xml: str | None,
+    attrs: dict[str, Any],
+    dst: Path,
+    *,
+    source_name: str,
+    description: str,
+    keep_identity: bool,
+    enhanced: bool,
+) -> None:
+    ident = _identity_from_attrs(attrs, header_xml) if keep_identity else {}
+    kwargs: dict[str, Any] = {
+        "geometry": geometry_from_h5(header_xml, attrs),
+        "acquisition": dicom.acquisition_from_ismrmrd(header_xml),
+        "series_description": description,
+        "pseudonymise": not keep_identity,
+        "pseudonym_key": Path(source_name).name,
+        "uid_key": source_name,
+        "identity": ident,
+    }
+    if keep_identity:
+        for attr, kw in (
+            ("study_instance_uid", "study_uid"),
+            ("frame_of_reference_uid", "frame_of_reference_uid"),
+        ):
+            if attrs.get(attr):
+                kwargs[kw] = str(attrs[attr])
+    tmp = _temp_sibling(dst)
+    try:
+        if enhanced:
+            dicom.write_enhanced(volume, tmp / ENHANCED_NAME, **kwargs)
+        else:
+            dicom.write_series(volume, tmp, **kwargs)
+        _commit(tmp, dst)
+    finally:
+        _discard(tmp)
+
+
+def h5_to_dicom_file(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    keep_identity: bool = False,
+    enhanced: bool = False,
+    dataset: str | None = None,
+) -> Path:
+    """Convert one reconstruction file to the DICOM series folder ``dst`` (replaced if it exists)."""
+    src, dst = Path(src), Path(dst)
+    volume, header, attrs, key = read_reconstruction_h5(src, dataset)
+    _volume_to_dicom(
+        volume,
+        header,
+        attrs,
+        dst,
+        source_name=str(src.resolve()),
+        description=str(attrs.get("series_description") or f"mrirecon {key}"),
+        keep_identity=keep_identity,
+        enhanced=enhanced,
+    )
+    return dst
+
+
+ReconstructFn = Callable[..., tuple[np.ndarray, "str | None", dict]]
+
+
+def _load_reconstruct() -> ReconstructFn:
+    """The model's ``reconstruct_volume_file``; raises ImportError when it is not available."""
+    from mrirecon.reconstruct import reconstruct_volume_file  # lazy: heavy, and may not exist yet
+
+    return reconstruct_volume_file
+
+
+def kspace_to_dicom_file(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    options: dict[str, Any] | None = None,
+    reconstruct: ReconstructFn | None = None,
+    keep_identity: bool = False,
+    enhanced: bool = False,
+) -> Path:
+    """Reconstruct one k-space file with ``reconstruct(path, **options)`` and write DICOM to ``dst``.
+
+    ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file`` and must return
+    ``(volume float [S,H,W], header_xml or None, attrs)``.
+    """
+    src, dst = Path(src), Path(dst)
+    fn = reconstruct or _load_reconstruct()
+    volume, header, attrs = fn(src, **(options or {}))
+    volume = np.asarray(volume)
+    if volume.ndim != 3 or np.iscomplexobj(volume) or not np.all(np.isfinite(volume)):
+        raise ValueError(
+            f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})"
+        )
+    if header is not None and not isinstance(header, str):
+        header = _decode(header)
+    _volume_to_dicom(
+        volume.astype(np.float32),
+        header if isinstance(header, str) else None,
+        dict(attrs or {}),
+        dst,
+        source_name=str(src.resolve()),
+        description="mrirecon reconstruction",
+        keep_identity=keep_identity,
+        enhanced=enhanced,
+    )
+    return dst
+
+
+def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_identity: bool = False) -> Path:
+    """Convert the files of one DICOM series to the HDF5 file ``dst`` (replaced if it exists)."""
+    import pydicom
+
+    series = dicom.load_series(files)
+    dst = Path(dst)
+    first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    tmp = _temp_sibling(dst)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("reconstruction", data=series.volume)
+            a = f.attrs
+            a["max"] = float(series.volume.max())
+            a["geometry_source"] = "dicom" if series.geometry is not None else "none"
+            if series.pixel_spacing is not None:
+                a["pixel_spacing"] = np.asarray(series.pixel_spacing, dtype=np.float64)
+            if series.slice_thickness is not None:
+                a["slice_thickness"] = float(series.slice_thickness)
+            if series.slice_spacing is not None:
+                a["slice_spacing"] = float(series.slice_spacing)
+            if series.orientation is not None:
+                a["image_orientation_patient"] = np.asarray(series.orientation, dtype=np.float64)
+            if series.positions is not None:
+                a["image_position_patient"] = np.asarray(series.positions, dtype=np.float64)
+            for name, values in (("scale_slope", series.slope), ("scale_intercept", series.intercept)):
+                a[name] = float(values[0]) if np.all(values == values[0]) else np.asarray(values)
+            a["series_instance_uid"] = series.series_uid
+            a["study_instance_uid"] = series.study_uid
+            a["frame_of_reference_uid"] = series.frame_of_reference_uid
+            a["series_description"] = series.series_description
+            a["sop_class_uid"] = series.sop_class_uid
+            a["modality"] = series.attributes.get("Modality", "")
+            source_id = str(first.get("PatientID", "")) or series.series_uid
+            if keep_identity:
+                a["patient_id"] = str(first.get("PatientID", ""))
+                a["patient_name"] = str(first.get("PatientName", ""))
+                a["patient_birth_date"] = str(first.get("PatientBirthDate", ""))
+                a["patient_sex"] = str(first.get("PatientSex", ""))
+            else:
+                a["patient_id"] = dicom.pseudonym(source_id)
+        _commit(tmp, dst)
+    finally:
+        _discard(tmp)
+    return dst
+
+
+# --------------------------------------------------------------------------------------------
+# Batch machinery
+
+
+@dataclass
+class Summary:
+    """Counts of a batch run, and one line per failure."""
+
+    converted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """``converted N, skipped N, failed N``."""
+        return f"converted {self.converted}, skipped {self.skipped}, failed {self.failed}"
+
+
+@dataclass
+class _Task:
+    name: str  # what FAILED lines name (a file or series)
+    dst: Path
+    fn: Callable[..., Any]
+    args: tuple
+    kwargs: dict
+
+
+def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:
+    """Run a conversion; None on success, else a one-line problem."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:  # a bad input must never stop the batch
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        return (
+            msg if isinstance(exc, H5InputError | dicom.DicomInputError) else f"{type(exc).__name__}: {msg}"
+        )
+    return None
+
+
+def _report(summary: Summary, name: str, problem: str, bar: Any) -> None:
+    summary.failed += 1
+    line = f"FAILED {name}: {problem}"
+    summary.failures.append(line)
+    bar.write(line, file=sys.stderr)
+
+
+def _run_batch(tasks: list[_Task], *, workers: int, overwrite: bool, label: str, summary: Summary) -> Summary:
+    from tqdm.auto import tqdm
+
+    todo = []
+    for task in tasks:
+        if task.dst.exists() and not overwrite:
+            summary.skipped += 1
+        else:
+            todo.append(task)
+    with tqdm(total=len(todo), desc=label, unit="item", file=sys.stderr, disable=None) as bar:
+        if workers <= 1 or len(todo) <= 1:
+            for task in todo:
+                problem = _run_one(task.fn, task.args, task.kwargs)
+                if problem is None:
+                    summary.converted += 1
+                else:
+                    _report(summary, task.name, problem, bar)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_run_one, t.fn, t.args, t.kwargs): t for t in todo}
+                for fut in as_completed(futures):
+                    task = futures[fut]
+                    try:
+                        problem = fut.result()
+                    except Exception as exc:  # e.g. a worker killed by the OS
+                        problem = f"worker failed ({type(exc).__name__}: {exc})"
+                    if problem is None:
+                        summary.converted += 1
+                    else:
+                        _report(summary, task.name, problem, bar)
+                    bar.update()
+    return summary
+
+
+def _find_h5(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in H5_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _dicom_dst(root: Path, out: Path, src: Path) -> Path:
+    rel = Path(src.name) if root.is_file() else src.relative_to(root)
+    return out / rel.with_suffix("")
+
+
+def _h5_tasks(args: argparse.Namespace, fn: Callable[..., Any], extra: dict) -> list[_Task]:
+    root, out = Path(args.input), Path(args.output)
+    return [
+        _Task(
+            name=str(src),
+            dst=_dicom_dst(root, out, src),
+            fn=fn,
+            args=(str(src), str(_dicom_dst(root, out, src))),
+            kwargs={"keep_identity": args.keep_identity, "enhanced": args.enhanced, **extra},
+        )
+        for src in _find_h5(root)
+    ]
+
+
+def _series_dst(root: Path, out: Path, files: list[Path], uid: str, per_dir: dict[Path, int]) -> Path:
+    parent = Path(os.path.commonpath([str(p.parent) for p in files]))
+    rel = Path(".") if root.is_file() else parent.relative_to(root)
+    if rel != Path(".") and per_dir[parent] == 1:
+        return out / rel.parent / f"{rel.name}.h5"
+    return out / rel / f"{uid}.h5"
+
+
+def _parse_options(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--recon-option expects KEY=VALUE, got {item!r}")
+        options[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
+    return options
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    default_workers = max(1, min(4, os.cpu_count() or 1))
+    parser = argparse.ArgumentParser(
+        prog="python -m mrirecon.convert",
+        description="Batch conversion between fastMRI-style HDF5 reconstructions and DICOM.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, workers: int) -> None:
+        p.add_argument("input", metavar="IN", help="input file or folder (searched recursively)")
+        p.add_argument("output", metavar="OUT", help="output folder")
+        p.add_argument("--workers", type=int, default=workers, help=f"parallel processes (default {workers})")
+        p.add_argument(
+            "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+        )
+        p.add_argument(
+            "--keep-identity", action="store_true", help="keep patient identity (default: pseudonymise)"
+        )
+
+    p = sub.add_parser(
+        "h5-to-dicom",
+        help="HDF5 reconstructions -> one DICOM MR series per volume",
+        description="fastMRI-style reconstruction files -> one DICOM MR Image Storage series per volume.",
+    )
+    common(p, default_workers)
+    p.add_argument(
+        "--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR"
+    )
+    p.add_argument(
+        "--dataset", default=None, help=f"dataset to export (default: first of {RECONSTRUCTION_KEYS})"
+    )
+
+    p = sub.add_parser(
+        "dicom-to-h5",
+        help="DICOM series -> one HDF5 volume per series",
+        description="A folder of DICOM series -> one HDF5 volume per series, sorted by geometry.",
+    )
+    common(p, default_workers)
+
+    p = sub.add_parser(
+        "kspace-to-dicom",
+        help="reconstruct k-space files with the model and write DICOM",
+        description="Reconstruct k-space files with the model (mrirecon.reconstruct) and write DICOM series.",
+    )
+    common(p, 1)
+    p.add_argument(
+        "--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR"
+    )
+    p.add_argument(
+        "--recon-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option passed to the reconstruction (repeatable; VALUE is parsed as YAML)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 something failed, 2 usage error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    root = Path(args.input)
+    if not root.exists():
+        print(f"error: input {root} does not exist", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    summary = Summary()
+    if args.command == "h5-to-dicom":
+        tasks = _h5_tasks(args, h5_to_dicom_file, {"dataset": args.dataset})
+    elif args.command == "kspace-to-dicom":
+        try:
+            reconstruct = _load_reconstruct()
+        except ImportError as exc:
+            print(
+                "error: kspace-to-dicom is not available yet: "
+                f"mrirecon.reconstruct cannot be imported ({exc})",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            options = _parse_options(args.recon_option)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        extra: dict[str, Any] = {"options": options}
+        if args.workers <= 1:
+            extra["reconstruct"] = reconstruct  # in-process: reuse what was imported
+        tasks = _h5_tasks(args, kspace_to_dicom_file, extra)
+    else:
+        out = Path(args.output)
+        groups, problems = dicom.scan_folder(root)
+        for path, why in problems:
+            summary.failed += 1
+            line = f"FAILED {path}: {why}"
+            summary.failures.append(line)
+            print(line, file=sys.stderr)
+        per_dir: dict[Path, int] = {}
+        parents = {
+            uid: Path(os.path.commonpath([str(p.parent) for p in files])) for uid, files in groups.items()
+        }
+        for parent in parents.values():
+            per_dir[parent] = per_dir.get(parent, 0) + 1
+        tasks = []
+        for uid, files in sorted(groups.items()):
+            dst = _series_dst(root, out, files, uid, per_dir)
+            name = f"{parents[uid]} (series {uid})"
+            tasks.append(
+                _Task(
+                    name,
+                    dst,
+                    dicom_series_to_h5,
+                    ([str(p) for p in files], str(dst)),
+                    {"keep_identity": args.keep_identity},
+                )
+            )
+    _run_batch(tasks, workers=args.workers, overwrite=args.overwrite, label=args.command, summary=summary)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
