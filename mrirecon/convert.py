@@ -151,8 +151,7 @@ def geometry_from_h5(header_xml: str | None, attrs: dict[str, Any]) -> dicom.Geo
                     ).ravel()[:6]
                 ),
                 origin=tuple(  # type: ignore[arg-type]
-                    float(v)
-                    for v in np.asarray(attrs["image_position_patient"], dtype=np.float64).reshape(-1, 3)[0]
+                    float(v) for v in np.asarray(attrs["image_position_patient"], dtype=np.float64).reshape(-1, 3)[0]
                 )
                 if "image_position_patient" in attrs
                 else None,
@@ -298,9 +297,7 @@ def kspace_to_dicom_file(
     volume, header, attrs = fn(src, **(options or {}))
     volume = np.asarray(volume)
     if volume.ndim != 3 or np.iscomplexobj(volume) or not np.all(np.isfinite(volume)):
-        raise ValueError(
-            f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})"
-        )
+        raise ValueError(f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})")
     if header is not None and not isinstance(header, str):
         header = _decode(header)
     _volume_to_dicom(
@@ -395,9 +392,7 @@ def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:
         fn(*args, **kwargs)
     except Exception as exc:  # a bad input must never stop the batch
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        return (
-            msg if isinstance(exc, H5InputError | dicom.DicomInputError) else f"{type(exc).__name__}: {msg}"
-        )
+        return msg if isinstance(exc, H5InputError | dicom.DicomInputError) else f"{type(exc).__name__}: {msg}"
     return None
 
 
@@ -443,7 +438,12 @@ def _run_batch(tasks: list[_Task], *, workers: int, overwrite: bool, label: str,
     return summary
 
 
-def _find_h5(root: Path) -> list[Path]:
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _find_h5(root: Path, out: Path) -> list[Path]:
+    """HDF5 files under ``root`` (not hidden, not inside the output folder ``out``)."""
     if root.is_file():
         return [root]
     return sorted(
@@ -452,6 +452,7 @@ def _find_h5(root: Path) -> list[Path]:
         if p.is_file()
         and p.suffix.lower() in H5_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and not _inside(p, out)
     )
 
 
@@ -470,7 +471,7 @@ def _h5_tasks(args: argparse.Namespace, fn: Callable[..., Any], extra: dict) -> 
             args=(str(src), str(_dicom_dst(root, out, src))),
             kwargs={"keep_identity": args.keep_identity, "enhanced": args.enhanced, **extra},
         )
-        for src in _find_h5(root)
+        for src in _find_h5(root, out)
     ]
 
 
@@ -510,12 +511,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("input", metavar="IN", help="input file or folder (searched recursively)")
         p.add_argument("output", metavar="OUT", help="output folder")
         p.add_argument("--workers", type=int, default=workers, help=f"parallel processes (default {workers})")
-        p.add_argument(
-            "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
-        )
-        p.add_argument(
-            "--keep-identity", action="store_true", help="keep patient identity (default: pseudonymise)"
-        )
+        p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+        p.add_argument("--keep-identity", action="store_true", help="keep patient identity (default: pseudonymise)")
 
     p = sub.add_parser(
         "h5-to-dicom",
@@ -523,12 +520,8 @@ def _parser() -> argparse.ArgumentParser:
         description="fastMRI-style reconstruction files -> one DICOM MR Image Storage series per volume.",
     )
     common(p, default_workers)
-    p.add_argument(
-        "--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR"
-    )
-    p.add_argument(
-        "--dataset", default=None, help=f"dataset to export (default: first of {RECONSTRUCTION_KEYS})"
-    )
+    p.add_argument("--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR")
+    p.add_argument("--dataset", default=None, help=f"dataset to export (default: first of {RECONSTRUCTION_KEYS})")
 
     p = sub.add_parser(
         "dicom-to-h5",
@@ -543,9 +536,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Reconstruct k-space files with the model (mrirecon.reconstruct) and write DICOM series.",
     )
     common(p, 1)
-    p.add_argument(
-        "--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR"
-    )
+    p.add_argument("--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR")
     p.add_argument(
         "--recon-option",
         action="append",
@@ -578,8 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconstruct = _load_reconstruct()
         except ImportError as exc:
             print(
-                "error: kspace-to-dicom is not available yet: "
-                f"mrirecon.reconstruct cannot be imported ({exc})",
+                f"error: kspace-to-dicom is not available yet: mrirecon.reconstruct cannot be imported ({exc})",
                 file=sys.stderr,
             )
             return 2
@@ -595,15 +585,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         out = Path(args.output)
         groups, problems = dicom.scan_folder(root)
+        if out.exists() and _inside(out, root) and root.is_dir():  # never read our own outputs back
+            groups = {u: fs for u, fs in groups.items() if not any(_inside(p, out) for p in fs)}
+            problems = [(p, why) for p, why in problems if not _inside(p, out)]
         for path, why in problems:
             summary.failed += 1
             line = f"FAILED {path}: {why}"
             summary.failures.append(line)
             print(line, file=sys.stderr)
         per_dir: dict[Path, int] = {}
-        parents = {
-            uid: Path(os.path.commonpath([str(p.parent) for p in files])) for uid, files in groups.items()
-        }
+        parents = {uid: Path(os.path.commonpath([str(p.parent) for p in files])) for uid, files in groups.items()}
         for parent in parents.values():
             per_dir[parent] = per_dir.get(parent, 0) + 1
         tasks = []

@@ -137,9 +137,7 @@ def test_read_sorts_by_geometry_not_file_name(tmp_path):
 def test_written_attributes(tmp_path):
     v = volume()
     acq = dicom.acquisition_from_ismrmrd(HEADER)
-    paths = dicom.write_series(
-        v, tmp_path / "s", geometry=dicom.geometry_from_ismrmrd(HEADER), acquisition=acq
-    )
+    paths = dicom.write_series(v, tmp_path / "s", geometry=dicom.geometry_from_ismrmrd(HEADER), acquisition=acq)
     datasets = [pydicom.dcmread(p) for p in paths]
     ds = datasets[0]
     assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
@@ -272,9 +270,7 @@ def test_dcmtk_dump_and_render(tmp_path):
     assert "=MRImageStorage" in dump.stdout and "Little Endian Explicit" in dump.stdout
     assert "E:" not in dump.stderr and "W:" not in dump.stderr, dump.stderr
     out = tmp_path / "img.pgm"
-    render = subprocess.run(
-        [need("dcm2pnm"), str(paths[0]), str(out)], capture_output=True, text=True, timeout=60
-    )
+    render = subprocess.run([need("dcm2pnm"), str(paths[0]), str(out)], capture_output=True, text=True, timeout=60)
     assert render.returncode == 0, render.stderr
     header = out.read_bytes().split(b"\n", 3)
     assert header[0] == b"P5" and header[1].split() == [b"20", b"24"]
