@@ -761,16 +761,13 @@ def _assemble(
             )
         if n > 2 and (gaps.max() - gaps.min()) > max(1e-2, 0.01 * float(np.median(gaps))):
             raise DicomInputError(
-                f"series {uid}: uneven slice spacing "
-                f"({gaps.min():.4g} to {gaps.max():.4g} mm; missing slices?)"
+                f"series {uid}: uneven slice spacing ({gaps.min():.4g} to {gaps.max():.4g} mm; missing slices?)"
             )
         slice_spacing = float(np.median(gaps)) if n > 1 else None
     else:
         order = np.argsort(np.asarray(instance_numbers), kind="stable")
         slice_spacing = None
-    vol = np.stack([frames[i].astype(np.float64) * slopes[i] + intercepts[i] for i in order]).astype(
-        np.float32
-    )
+    vol = np.stack([frames[i].astype(np.float64) * slopes[i] + intercepts[i] for i in order]).astype(np.float32)
     return Series(
         series_uid=uid,
         files=[files[i] for i in order] if len(files) == n else files,
@@ -813,9 +810,7 @@ def load_series(files: Iterable[str | Path]) -> Series:
         raise DicomInputError(f"mixed series: {_describe_counts(uids)}")
     uid = next(iter(uids))
     multi = [
-        ds
-        for ds in datasets
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1 or ds.SOPClassUID in _ENHANCED_MR_CLASSES
+        ds for ds in datasets if int(ds.get("NumberOfFrames", 1) or 1) > 1 or ds.SOPClassUID in _ENHANCED_MR_CLASSES
     ]
     if multi:
         if len(datasets) != 1:
@@ -828,9 +823,7 @@ def load_series(files: Iterable[str | Path]) -> Series:
         raise DicomInputError(f"series {uid}: colour images are not supported (SamplesPerPixel != 1)")
     has_plane = ["ImagePositionPatient" in ds and "ImageOrientationPatient" in ds for ds in datasets]
     if any(has_plane) and not all(has_plane):
-        raise DicomInputError(
-            f"series {uid}: only some images carry ImagePositionPatient/ImageOrientationPatient"
-        )
+        raise DicomInputError(f"series {uid}: only some images carry ImagePositionPatient/ImageOrientationPatient")
     orientation = spacing = None
     positions = None
     if all(has_plane):

@@ -166,15 +166,17 @@ def test_written_attributes(tmp_path):
 
 
 def test_pseudonymisation_default_and_keep(tmp_path):
-    ident = dicom.identity_from_ismrmrd(HEADER)
+    ident = dicom.identity_from_ismrmrd(HEADER) | {"PatientID": "SECRET-ID", "StudyDate": "20200101"}
     [p] = dicom.write_series(volume((1, 8, 8)), tmp_path / "a", identity=ident, pseudonym_key="f.h5")
     ds = pydicom.dcmread(p)
     assert "Doe" not in str(ds.PatientName) and ds.PatientBirthDate == "" and ds.PatientSex == ""
+    assert "SECRET-ID" not in str(ds) and ds.StudyDate == ""
     assert ds.PatientID == dicom.pseudonym("f.h5") and ds.PatientIdentityRemoved == "YES"
     assert dicom.pseudonym("f.h5") == dicom.pseudonym("f.h5") != dicom.pseudonym("g.h5")
     [p] = dicom.write_series(volume((1, 8, 8)), tmp_path / "b", identity=ident, pseudonymise=False)
     ds = pydicom.dcmread(p)
     assert str(ds.PatientName) == "Doe^Jane" and ds.PatientBirthDate == "19700102"
+    assert ds.PatientID == "SECRET-ID" and ds.StudyDate == "20200101"
     assert "PatientIdentityRemoved" not in ds
 
 
