@@ -1,0 +1,35 @@
+"""fastMRI data: validation, reading, masks, transforms, the Lightning data module, the simulated set.
+
+``FastMRIDataModule`` is imported lazily (it pulls in Lightning).
+"""
+
+from mrirecon.data.dataset import ValidatedSliceDataset
+from mrirecon.data.masks import MASK_TYPES, STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
+from mrirecon.data.transforms import SliceTransform
+from mrirecon.data.validate import FileInfo, InvalidInputError, validate_file
+from mrirecon.data.volume import Volume, read_target, read_volume
+
+__all__ = [
+    "MASK_TYPES",
+    "STANDARD_PAIRS",
+    "FastMRIDataModule",
+    "FileInfo",
+    "InvalidInputError",
+    "SliceTransform",
+    "ValidatedSliceDataset",
+    "Volume",
+    "fixed_seed",
+    "make_mask_func",
+    "read_target",
+    "read_volume",
+    "sample_mask",
+    "validate_file",
+]
+
+
+def __getattr__(name: str):
+    if name == "FastMRIDataModule":
+        from mrirecon.data.datamodule import FastMRIDataModule
+
+        return FastMRIDataModule
+    raise AttributeError(f"module 'mrirecon.data' has no attribute {name!r}")

@@ -1,0 +1,82 @@
+"""Per-slice transform: fastMRI's VarNet transform plus test-format files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from fastmri.data.subsample import MaskFunc
+from fastmri.data.transforms import VarNetDataTransform, VarNetSample, center_crop
+
+
+def center_run_length(mask: np.ndarray) -> int:
+    """Length of the contiguous run of sampled columns through the k-space centre (bool [W])."""
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
+    c = mask.shape[0] // 2
+    if not mask[c]:
+        return 0
+    lo, hi = c, c
+    while lo > 0 and mask[lo - 1]:
+        lo -= 1
+    while hi < mask.shape[0] - 1 and mask[hi + 1]:
+        hi += 1
+    return hi - lo + 1
+
+
+class SliceTransform:
+    """``fastmri.data.transforms.VarNetDataTransform`` that also reads test-format files.
+
+    - fully sampled file + ``mask_func``: a mask is drawn (fixed per file when ``use_seed``,
+      random per call otherwise) and applied, as fastMRI does;
+    - test-format file (``mask`` stored, k-space already undersampled): the file's mask is used,
+      ``num_low_frequencies`` comes from the ``num_low_frequency`` attribute (else the centre run of
+      the mask), the target is zeros of the crop size and ``max_value`` is 0;
+    - fully sampled file and no ``mask_func``: every acquired column is kept.
+
+    Returns a ``VarNetSample``: masked_kspace float32 [C,H,W,2] (singlecoil: C=1), mask bool
+    [1,1,W,1], target float32 [h,w] (centre-cropped to ``crop_size``), fname, slice_num, max_value,
+    crop_size.
+    """
+
+    def __init__(self, mask_func: MaskFunc | None = None, use_seed: bool = True):
+        self.mask_func = mask_func
+        self.use_seed = use_seed
+        self._masking = VarNetDataTransform(mask_func=mask_func, use_seed=use_seed)
+        self._given_mask = VarNetDataTransform(mask_func=None, use_seed=use_seed)
+
+    def __call__(
+        self,
+        kspace: np.ndarray,
+        mask: np.ndarray | None,
+        target: np.ndarray | None,
+        attrs: dict[str, Any],
+        fname: str,
+        slice_num: int,
+    ) -> VarNetSample:
+        if kspace.ndim == 2:  # singlecoil [H,W] -> [1,H,W]
+            kspace = kspace[None]
+        attrs = dict(attrs)
+        if target is not None and "max" not in attrs:
+            attrs["max"] = float(np.max(target))
+        if mask is not None:
+            sample = self._given_mask(kspace, mask, target, attrs, fname, slice_num)
+            nlf = attrs.get("num_low_frequency")
+            nlf = int(nlf) if nlf is not None else center_run_length(mask)
+            sample = sample._replace(num_low_frequencies=nlf)
+        elif self.mask_func is not None:
+            sample = self._masking(kspace, None, target, attrs, fname, slice_num)
+        else:
+            full = np.ones(kspace.shape[-1], dtype=np.float32)
+            sample = self._given_mask(kspace, full, target, attrs, fname, slice_num)
+            sample = sample._replace(num_low_frequencies=int(kspace.shape[-1]))
+        crop = (int(sample.crop_size[0]), int(sample.crop_size[1]))
+        if target is None:
+            tgt = torch.zeros(crop, dtype=torch.float32)
+            max_value = 0.0
+        else:
+            tgt = sample.target.to(torch.float32)
+            if tgt.shape[-2] > crop[0] or tgt.shape[-1] > crop[1]:
+                tgt = center_crop(tgt, crop)
+            max_value = float(sample.max_value)
+        return sample._replace(target=tgt, max_value=max_value, crop_size=crop)
