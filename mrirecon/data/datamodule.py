@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 class _LightningVolumeSampler(VolumeSampler, DistributedSampler):
     """fastMRI's VolumeSampler, typed as a DistributedSampler so Lightning does not wrap it again."""
 
-    def __init__(self, dataset, shuffle: bool = False, seed: int = 0):
-        VolumeSampler.__init__(self, dataset, shuffle=shuffle, seed=seed)
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = False, seed: int = 0):
+        VolumeSampler.__init__(self, dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
 
 
 def _distributed() -> bool:
