@@ -6,7 +6,10 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
-.PHONY: setup fit test lint format app bench data clean
+# System tools the tests drive (command:Debian package); installed when missing and running as root.
+SYSTEM_TOOLS = dciodvfy:dicom3tools dcmdump:dcmtk dcm2pnm:dcmtk chromium:chromium
+
+.PHONY: setup tools fit test lint format app bench data clean
 
 setup: $(STAMP)
 
@@ -19,7 +22,13 @@ $(STAMP): pyproject.toml constraints.txt
 fit: $(STAMP)
 	$(BIN)/python -m mrirecon.fit fit --config codecs/tiny.yaml
 
-test: $(STAMP)
+tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing system tools:$$missing (the tests that need them are skipped)"; fi
+
+test: $(STAMP) tools
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)

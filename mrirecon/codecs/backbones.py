@@ -1,0 +1,130 @@
+"""Frozen backbones the codecs can wrap, by name: ``nirvana`` (default), ``gated-deltanet``, ``none``.
+
+Every entry maps ``inputs_embeds [B,T,D] -> hidden [B,T,D]``, never trains (``requires_grad=False``,
+always in eval mode), and carries a ``reference`` (name, config, weights source, sha256) that codec
+checkpoints store instead of the weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
+
+BACKBONE_DIR = Path(__file__).resolve().parents[2] / "backbone"
+CONFIG_ALIASES = {"tiny": "tiny/config.json", "1.3B": "nirvana-1.3B/config.json"}
+BACKBONES = ("nirvana", "gated-deltanet", "none")
+
+
+def resolve_backbone_config(name_or_path: str) -> NirvanaConfig:
+    """``tiny``, ``1.3B`` or a path to a ``config.json``."""
+    path = BACKBONE_DIR / CONFIG_ALIASES[name_or_path] if name_or_path in CONFIG_ALIASES else Path(name_or_path)
+    return NirvanaConfig.from_json_file(path)
+
+
+def state_hash(module: nn.Module) -> str:
+    """sha256 over the parameters' names, dtypes, shapes and bytes (order of the state dict)."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class FrozenBackbone(nn.Module):
+    """A frozen sequence model. ``forward(embeds, trigger=None, trigger_offsets=None) -> hidden``."""
+
+    def __init__(self, name: str, body: nn.Module | None, hidden_size: int, reference: dict[str, Any]) -> None:
+        super().__init__()
+        self.name, self.hidden_size, self.reference = name, hidden_size, reference
+        self.body = freeze(body) if body is not None else None
+
+    def train(self, mode: bool = True) -> FrozenBackbone:  # always eval: the backbone never trains
+        return super().train(False)
+
+    @property
+    def num_trigger_layers(self) -> int:
+        return self.body.num_trigger_layers if isinstance(self.body, NirvanaModel) else 0
+
+    @property
+    def logit_dim(self) -> int:
+        return self.body.config.logit_dim if isinstance(self.body, NirvanaModel) else 0
+
+    def forward(self, embeds: Tensor, trigger: str | None = None, trigger_offsets: Tensor | None = None) -> Tensor:
+        if self.body is None:
+            return embeds
+        return self.body(inputs_embeds=embeds, trigger=trigger, trigger_offsets=trigger_offsets).last_hidden_state
+
+
+def build_backbone(
+    name: str = "nirvana",
+    config: str = "tiny",
+    weights: str | None = None,
+    seed: int = 0,
+    trigger: str = "token",
+    hidden_size: int | None = None,
+) -> FrozenBackbone:
+    """Build a frozen backbone.
+
+    Args:
+        name: ``nirvana`` | ``gated-deltanet`` (Nirvana with attention and Trigger off in every layer) |
+            ``none`` (identity, width ``hidden_size`` or the config's).
+        config: ``tiny``, ``1.3B`` or a config.json path (ignored when ``weights`` is given).
+        weights: a directory with the official ``config.json`` + ``model.safetensors``; None for the
+            seeded random initialisation.
+        seed: seed of the random initialisation.
+        trigger: default Trigger mode (``token``, ``off``, ``scan``).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    cfg = NirvanaConfig.from_json_file(Path(weights) / "config.json") if weights else resolve_backbone_config(config)
+    ref: dict[str, Any] = {"name": name, "config": config if not weights else str(weights), "trigger": trigger}
+    if name == "none":
+        width = hidden_size or cfg.hidden_size
+        return FrozenBackbone(name, None, width, {**ref, "weights": None, "sha256": None, "hidden_size": width})
+    cfg = dataclasses.replace(cfg, trigger=trigger)
+    if name == "gated-deltanet":
+        cfg = dataclasses.replace(cfg, num_prelude_layers=cfg.num_hidden_layers)
+    if weights:
+        full = (
+            NirvanaForCausalLM.from_pretrained(weights, num_prelude_layers=cfg.num_prelude_layers, trigger=trigger)
+            if name == "nirvana"
+            else _load_partial(weights, cfg)
+        )
+        body = full.model if isinstance(full, NirvanaForCausalLM) else full
+        ref.update(weights=str(weights), sha256=_file_sha256(Path(weights) / "model.safetensors"))
+    else:
+        torch.manual_seed(seed)
+        body = NirvanaModel(cfg)
+        body.reset_parameters(seed)
+        ref.update(weights=f"random-init(seed={seed})", sha256=state_hash(body))
+    return FrozenBackbone(name, body, cfg.hidden_size, ref)
+
+
+def _load_partial(weights: str, cfg: NirvanaConfig) -> NirvanaModel:
+    """The official weights without the attention/Trigger tensors (for ``gated-deltanet``)."""
+    from safetensors.torch import load_file
+
+    body = NirvanaModel(cfg)
+    tensors = {k.removeprefix("model."): v for k, v in load_file(Path(weights) / "model.safetensors").items()}
+    expected = body.state_dict().keys()
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing[:5])}")
+    body.load_state_dict({k: tensors[k] for k in expected}, strict=True)
+    return body
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()

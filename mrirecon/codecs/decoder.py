@@ -1,0 +1,57 @@
+"""Image decoder: backbone hidden states -> an image consistent with the measured k-space.
+
+hidden [B,N,D] -> LayerNorm -> per-token transposed patch projection -> [B,F,H,W]
+-> conv head on [features, x0] -> complex residual; x1 = x0 + residual (back to scanner scale)
+-> coil k-space through S, measured lines put back (hard data consistency)
+-> a few refinement cascades (fastmri's VarNetBlock: soft DC + NormUnet) -> RSS magnitude [B,H,W]
+"""
+
+from __future__ import annotations
+
+import fastmri
+import torch
+from fastmri.models.varnet import NormUnet, VarNetBlock
+from torch import Tensor, nn
+
+from .encoder import Encoded
+
+
+class ImageDecoder(nn.Module):
+    def __init__(
+        self,
+        hidden_size: int,
+        patch_size: int = 16,
+        stem_chans: int = 32,
+        num_cascades: int = 4,
+        chans: int = 18,
+        pools: int = 4,
+    ) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size)
+        self.from_tokens = nn.ConvTranspose2d(hidden_size, stem_chans, patch_size, stride=patch_size)
+        self.head = nn.Sequential(
+            nn.Conv2d(stem_chans + 2, stem_chans, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(stem_chans, 2, 3, padding=1),
+        )
+        nn.init.zeros_(self.head[-1].weight)  # start from x0: the residual begins at zero
+        nn.init.zeros_(self.head[-1].bias)
+        self.cascades = nn.ModuleList(VarNetBlock(NormUnet(chans, pools)) for _ in range(num_cascades))
+
+    def image(self, hidden: Tensor, enc: Encoded) -> Tensor:
+        """The decoded complex image before data consistency, at scanner scale. -> [B,1,H,W,2]."""
+        B, N, D = hidden.shape
+        gh, gw = enc.grid
+        H, W = enc.size
+        feats = self.from_tokens(self.norm(hidden).transpose(1, 2).reshape(B, D, gh, gw))[..., :H, :W]
+        x0 = enc.image[:, 0].permute(0, 3, 1, 2)  # [B,2,H,W]
+        residual = self.head(torch.cat([feats, x0.to(feats.dtype)], dim=1)).float()
+        return ((x0 + residual).permute(0, 2, 3, 1) * enc.scale[:, 0]).unsqueeze(1)
+
+    def forward(self, hidden: Tensor, enc: Encoded, masked_kspace: Tensor, mask: Tensor) -> Tensor:
+        x1 = self.image(hidden, enc)
+        kspace = fastmri.fft2c(fastmri.complex_mul(x1, enc.sens_maps))
+        kspace = torch.where(mask, masked_kspace, kspace)
+        for block in self.cascades:
+            kspace = block(kspace, masked_kspace, mask, enc.sens_maps)
+        return fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(kspace)), dim=1)

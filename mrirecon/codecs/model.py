@@ -1,0 +1,89 @@
+"""The reconstruction model: k-space encoder -> frozen backbone -> image decoder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .backbones import FrozenBackbone, build_backbone
+from .decoder import ImageDecoder
+from .encoder import KSpaceEncoder
+
+TOKEN_ORDERS = ("twice", "raster", "bidirectional")
+
+
+class ReconModel(nn.Module):
+    """Trainable codecs around a frozen backbone. All learned methods share the forward signature
+    ``(masked_kspace [B,C,H,W,2], mask [B,1,1,W,1] bool, num_low_frequencies) -> image [B,H,W]``.
+
+    Args:
+        backbone: registry name (``nirvana``, ``gated-deltanet``, ``none``).
+        backbone_config: ``tiny``, ``1.3B`` or a config.json path.
+        backbone_weights: directory with official weights, or None for the seeded random init.
+        backbone_seed: seed of the random initialisation.
+        trigger: Trigger mode of the backbone (``token``, ``off``, ``scan``).
+        token_order: how a causal backbone lets every output see the whole image: ``twice`` (the
+            sequence fed twice, the second copy read), ``raster`` (once), ``bidirectional`` (raster and
+            reversed raster, averaged).
+        patch_size, stem_chans, pos_features: encoder tokenisation.
+        sens_chans, sens_pools: the coil-sensitivity U-Net.
+        num_cascades, chans, pools: refinement cascades of the decoder.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "nirvana",
+        backbone_config: str = "tiny",
+        backbone_weights: str | None = None,
+        backbone_seed: int = 0,
+        trigger: str = "token",
+        token_order: str = "twice",
+        patch_size: int = 16,
+        stem_chans: int = 32,
+        pos_features: int = 16,
+        sens_chans: int = 8,
+        sens_pools: int = 4,
+        num_cascades: int = 4,
+        chans: int = 18,
+        pools: int = 4,
+    ) -> None:
+        super().__init__()
+        if token_order not in TOKEN_ORDERS:
+            raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
+        self.token_order = token_order
+        self.backbone: FrozenBackbone = build_backbone(
+            backbone, backbone_config, backbone_weights, backbone_seed, trigger
+        )
+        D = self.backbone.hidden_size
+        self.encoder = KSpaceEncoder(D, patch_size, stem_chans, sens_chans, sens_pools, pos_features)
+        self.decoder = ImageDecoder(D, patch_size, stem_chans, num_cascades, chans, pools)
+
+    def run_backbone(self, tokens: Tensor, **kw: Any) -> Tensor:
+        """tokens [B,N,D] -> hidden [B,N,D] in the chosen token order."""
+        N = tokens.shape[1]
+        dtype = next((p.dtype for p in self.backbone.parameters()), tokens.dtype)
+        run = lambda x: self.backbone(x.to(dtype), **kw).to(tokens.dtype)  # noqa: E731
+        if self.token_order == "raster":
+            return run(tokens)
+        if self.token_order == "twice":
+            return run(torch.cat([tokens, tokens], dim=1))[:, N:]
+        both = run(torch.cat([tokens, tokens.flip(1)], dim=0))
+        return 0.5 * (both[: tokens.shape[0]] + both[tokens.shape[0] :].flip(1))
+
+    def forward(
+        self,
+        masked_kspace: Tensor,
+        mask: Tensor,
+        num_low_frequencies: Tensor | int | None = None,
+        trigger: str | None = None,
+        trigger_offsets: Tensor | None = None,
+    ) -> Tensor:
+        enc = self.encoder(masked_kspace, mask, num_low_frequencies)
+        hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
+        return self.decoder(hidden, enc, masked_kspace, mask)
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """The codecs' tensors only (the frozen backbone is referenced, never stored)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
