@@ -54,9 +54,7 @@ def backbone_flops(cfg: NirvanaConfig, batch: int, tokens: int) -> float:
     D, L, A = cfg.hidden_size, cfg.num_hidden_layers, cfg.num_hidden_layers - cfg.num_prelude_layers
     c, r, dk = cfg.concept_dim, cfg.logit_dim, cfg.head_dim
     dense = L * (5 * D * D + 2 * cfg.num_heads * D + 3 * D * cfg.mlp_size)
-    dense += A * (
-        3 * c * D + 3 * 2 * D * (D // 16) + 2 * D * (D // 8) + (2 * D + 2 * c) * (D // 8) + D * D // 8
-    )
+    dense += A * (3 * c * D + 3 * 2 * D * (D // 16) + 2 * D * (D // 8) + (2 * D + 2 * c) * (D // 8) + D * D // 8)
     per_token = 2 * dense + L * 2 * 2 * cfg.num_heads * dk * dk * 2 + A * 2 * 4 * c * c * r
     attention = A * 2 * 2 * D * tokens * (tokens + 1) / 2  # QK^T and PV, causal half
     return batch * (tokens * per_token + attention)
@@ -101,9 +99,7 @@ def bench_backbone(args: argparse.Namespace) -> list[dict]:
                 "dtype": args.dtype,
                 "backend": args.backend,
                 "trigger": args.trigger,
-                "device": torch.cuda.get_device_name(device)
-                if device.type == "cuda"
-                else platform.processor(),
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
                 "ms": sec * 1e3,
                 "tokens_per_s": batch * args.tokens / sec,
                 "tflops": flops / sec / 1e12,
@@ -142,9 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     bb.add_argument("--config", default="tiny", help="tiny, 1.3B or a config.json path")
     bb.add_argument("--batch", type=int, nargs="+", default=[1])
     bb.add_argument("--tokens", type=int, default=402)
-    bb.add_argument(
-        "--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU"
-    )
+    bb.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
     bb.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     bb.add_argument("--backend", default="torch", choices=["torch", "recurrent", "fla"])
     bb.add_argument("--trigger", default="token", choices=["token", "off", "scan"])

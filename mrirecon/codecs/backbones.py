@@ -104,7 +104,8 @@ def build_backbone(
         torch.manual_seed(seed)
         body = NirvanaModel(cfg)
         body.reset_parameters(seed)
-        ref.update(weights=f"random-init(seed={seed})", sha256=state_hash(body))
+        on_meta = any(p.is_meta for p in body.parameters())
+        ref.update(weights=f"random-init(seed={seed})", sha256=None if on_meta else state_hash(body))
     return FrozenBackbone(name, body, cfg.hidden_size, ref)
 
 

@@ -1,6 +1,6 @@
 """Image decoder: backbone hidden states -> an image consistent with the measured k-space.
 
-hidden [B,N,D] -> LayerNorm -> per-token transposed patch projection -> [B,F,H,W]
+hidden [B,N,D] -> LayerNorm -> token_dim -> per-token transposed patch projection -> [B,F,H,W]
 -> conv head on [features, x0] -> complex residual; x1 = x0 + residual (back to scanner scale)
 -> coil k-space through S, measured lines put back (hard data consistency)
 -> a few refinement cascades (fastmri's VarNetBlock: soft DC + NormUnet) -> RSS magnitude [B,H,W]
@@ -25,10 +25,12 @@ class ImageDecoder(nn.Module):
         num_cascades: int = 4,
         chans: int = 18,
         pools: int = 4,
+        token_dim: int = 256,
     ) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(hidden_size)
-        self.from_tokens = nn.ConvTranspose2d(hidden_size, stem_chans, patch_size, stride=patch_size)
+        self.project = nn.Linear(hidden_size, token_dim)
+        self.from_tokens = nn.ConvTranspose2d(token_dim, stem_chans, patch_size, stride=patch_size)
         self.head = nn.Sequential(
             nn.Conv2d(stem_chans + 2, stem_chans, 3, padding=1),
             nn.SiLU(),
@@ -40,10 +42,11 @@ class ImageDecoder(nn.Module):
 
     def image(self, hidden: Tensor, enc: Encoded) -> Tensor:
         """The decoded complex image before data consistency, at scanner scale. -> [B,1,H,W,2]."""
-        B, N, D = hidden.shape
+        B = hidden.shape[0]
         gh, gw = enc.grid
         H, W = enc.size
-        feats = self.from_tokens(self.norm(hidden).transpose(1, 2).reshape(B, D, gh, gw))[..., :H, :W]
+        tokens = self.project(self.norm(hidden))  # [B,N,token_dim]
+        feats = self.from_tokens(tokens.transpose(1, 2).reshape(B, -1, gh, gw))[..., :H, :W]
         x0 = enc.image[:, 0].permute(0, 3, 1, 2)  # [B,2,H,W]
         residual = self.head(torch.cat([feats, x0.to(feats.dtype)], dim=1)).float()
         return ((x0 + residual).permute(0, 2, 3, 1) * enc.scale[:, 0]).unsqueeze(1)

@@ -2,7 +2,7 @@
 
 masked k-space [B,C,H,W,2] -> learned coil sensitivities S (fastmri's SensitivityModel)
 -> SENSE-combined start image x0 = sum_c conj(S_c) IFFT(y_c)   [B,1,H,W,2]
--> normalised by a per-scan scale -> 2-channel conv stem -> p x p patches -> D channels
+-> normalised by a per-scan scale -> 2-channel conv stem -> p x p patches (token_dim) -> D channels
 -> + projected 2-D Fourier position code (the backbone has no positions) -> LayerNorm -> [B,N,D]
 """
 
@@ -56,6 +56,7 @@ class KSpaceEncoder(nn.Module):
         sens_chans: int = 8,
         sens_pools: int = 4,
         pos_features: int = 16,
+        token_dim: int = 256,
     ) -> None:
         super().__init__()
         self.patch_size, self.pos_features = patch_size, pos_features
@@ -66,7 +67,8 @@ class KSpaceEncoder(nn.Module):
             nn.Conv2d(stem_chans, stem_chans, 3, padding=1),
             nn.SiLU(),
         )
-        self.to_tokens = nn.Conv2d(stem_chans, hidden_size, patch_size, stride=patch_size)
+        self.to_tokens = nn.Conv2d(stem_chans, token_dim, patch_size, stride=patch_size)
+        self.project = nn.Linear(token_dim, hidden_size)
         self.position = nn.Linear(4 * pos_features, hidden_size)
         self.norm = nn.LayerNorm(hidden_size)
 
@@ -80,8 +82,8 @@ class KSpaceEncoder(nn.Module):
         p = self.patch_size
         chans = image[:, 0].permute(0, 3, 1, 2)  # [B,2,H,W]
         chans = F.pad(chans, (0, (-W) % p, 0, (-H) % p))
-        feats = self.to_tokens(self.stem(chans))  # [B,D,gh,gw]
+        feats = self.to_tokens(self.stem(chans))  # [B,token_dim,gh,gw]
         gh, gw = feats.shape[-2:]
         pos = self.position(fourier_position_code(gh, gw, self.pos_features, feats.device).to(feats.dtype))
-        tokens = self.norm(feats.flatten(2).transpose(1, 2) + pos)
+        tokens = self.norm(self.project(feats.flatten(2).transpose(1, 2)) + pos)
         return Encoded(tokens, image, sens, scale, (gh, gw), (H, W))

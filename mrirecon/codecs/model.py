@@ -27,7 +27,8 @@ class ReconModel(nn.Module):
         token_order: how a causal backbone lets every output see the whole image: ``twice`` (the
             sequence fed twice, the second copy read), ``raster`` (once), ``bidirectional`` (raster and
             reversed raster, averaged).
-        patch_size, stem_chans, pos_features: encoder tokenisation.
+        patch_size, stem_chans, pos_features, token_dim: tokenisation (token_dim: the codecs' token width,
+            projected to and from the backbone width).
         sens_chans, sens_pools: the coil-sensitivity U-Net.
         num_cascades, chans, pools: refinement cascades of the decoder.
     """
@@ -48,6 +49,7 @@ class ReconModel(nn.Module):
         num_cascades: int = 4,
         chans: int = 18,
         pools: int = 4,
+        token_dim: int = 256,
     ) -> None:
         super().__init__()
         if token_order not in TOKEN_ORDERS:
@@ -57,8 +59,8 @@ class ReconModel(nn.Module):
             backbone, backbone_config, backbone_weights, backbone_seed, trigger
         )
         D = self.backbone.hidden_size
-        self.encoder = KSpaceEncoder(D, patch_size, stem_chans, sens_chans, sens_pools, pos_features)
-        self.decoder = ImageDecoder(D, patch_size, stem_chans, num_cascades, chans, pools)
+        self.encoder = KSpaceEncoder(D, patch_size, stem_chans, sens_chans, sens_pools, pos_features, token_dim)
+        self.decoder = ImageDecoder(D, patch_size, stem_chans, num_cascades, chans, pools, token_dim)
 
     def run_backbone(self, tokens: Tensor, **kw: Any) -> Tensor:
         """tokens [B,N,D] -> hidden [B,N,D] in the chosen token order."""

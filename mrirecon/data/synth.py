@@ -19,6 +19,7 @@ Run ``python -m mrirecon.data.synth [--out data/synth] [--preset small|full] [--
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -90,6 +91,7 @@ def mni_path() -> Path:
     return _package_dir("nilearn") / MNI_RELPATH
 
 
+@functools.lru_cache(maxsize=1)
 def load_mni() -> np.ndarray:
     """MNI152 T1 [197,233,189] (x=L-R, y=P-A, z=I-S), float32 in [0, 1]."""
     import nibabel as nib
@@ -98,6 +100,7 @@ def load_mni() -> np.ndarray:
     return vol / vol.max()
 
 
+@functools.lru_cache(maxsize=1)
 def load_shift_sources() -> list[tuple[str, np.ndarray, float]]:
     """Real single-subject slices shipped with dipy: (name, [X,Y,Z] float32 in [0,1], in-plane mm)."""
     import nibabel as nib
@@ -392,31 +395,41 @@ def build_volume(
     )
 
 
+def _write_volume(root: Path, split: str, i: int, cfg: Preset, seed: int) -> None:
+    vol = build_volume(split, i, cfg, seed, load_mni(), load_shift_sources() if split == "shift" else None)
+    if split in ("train", "val", "test"):
+        write_full(root / split / f"{vol.name}.h5", vol)
+    targets = {"test": ("test_format", "test_truth"), "shift": ("shift_test_format", "shift_truth")}
+    if split in targets:
+        for acc in (4, 8):
+            write_test_pair(root / targets[split][0], root / targets[split][1], vol, acc)
+
+
 def generate_dataset(
-    root: str | os.PathLike, preset: str | Preset = "small", seed: int = 0, progress: bool = True
+    root: str | os.PathLike, preset: str | Preset = "small", seed: int = 0, progress: bool = True, workers: int = 1
 ) -> Path:
-    """Write the whole simulated dataset under ``root`` (existing files of the same names are replaced)."""
+    """Write the whole simulated dataset under ``root`` (existing files of the same names are replaced).
+    Volumes are independent and seeded, so ``workers`` > 1 builds them in parallel with the same result."""
     root = Path(root)
     cfg = PRESETS[preset] if isinstance(preset, str) else preset
     name = preset if isinstance(preset, str) else "custom"
-    mni = load_mni()
-    shift_sources = load_shift_sources() if cfg.n_shift else None
     jobs = list(_volumes(cfg))
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    bar = tqdm(jobs, desc=f"simulating {name} dataset -> {root}", unit="vol", disable=not progress)
-    for split, i in bar:
-        vol = build_volume(split, i, cfg, seed, mni, shift_sources)
-        if split in ("train", "val"):
-            write_full(root / split / f"{vol.name}.h5", vol)
-        elif split == "test":
-            write_full(root / "test" / f"{vol.name}.h5", vol)
-            for acc in (4, 8):
-                write_test_pair(root / "test_format", root / "test_truth", vol, acc)
-        else:
-            for acc in (4, 8):
-                write_test_pair(root / "shift_test_format", root / "shift_truth", vol, acc)
+    bar = tqdm(total=len(jobs), desc=f"simulating {name} dataset -> {root}", unit="vol", disable=not progress)
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            for future in [pool.submit(_write_volume, root, split, i, cfg, seed) for split, i in jobs]:
+                future.result()
+                bar.update()
+    else:
+        for split, i in jobs:
+            _write_volume(root, split, i, cfg, seed)
+            bar.update()
+    bar.close()
     marker = {"format_version": FORMAT_VERSION, "preset": name, "seed": seed, **asdict(cfg)}
     marker["build_seconds"] = round(time.perf_counter() - t0, 2)
     tmp = root / f"{MARKER}.tmp"
@@ -433,11 +446,13 @@ def is_complete(root: str | os.PathLike) -> bool:
     return (Path(root) / MARKER).is_file()
 
 
-def ensure_dataset(root: str | os.PathLike, preset: str = "small", seed: int = 0, progress: bool = True) -> Path:
+def ensure_dataset(
+    root: str | os.PathLike, preset: str = "small", seed: int = 0, progress: bool = True, workers: int = 1
+) -> Path:
     """Generate the simulated dataset under ``root`` unless a finished one is already there."""
     root = Path(root)
     if not is_complete(root):
-        generate_dataset(root, preset=preset, seed=seed, progress=progress)
+        generate_dataset(root, preset=preset, seed=seed, progress=progress, workers=workers)
     return root
 
 
@@ -451,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if a finished dataset exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, default=1, help="volumes built in parallel (same result)")
     args = parser.parse_args(argv)
     preset = "full" if args.full else args.preset
     root = Path(args.out)
@@ -462,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root / sub, ignore_errors=True)
         (root / MARKER).unlink()
     t0 = time.perf_counter()
-    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet)
+    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers)
     n = sum(1 for _ in root.glob("*/*.h5"))
     print(f"wrote {n} files under {root} in {time.perf_counter() - t0:.1f} s (preset {preset}, seed {args.seed})")
     return 0

@@ -248,9 +248,7 @@ class NirvanaForCausalLM(nn.Module):
             raise ValueError(f"{w_path}: unexpected tensor(s): {', '.join(unexpected[:10])}")
         for k, t in expected.items():
             if tuple(tensors[k].shape) != tuple(t.shape):
-                raise ValueError(
-                    f"{w_path}: tensor {k} has shape {tuple(tensors[k].shape)}, expected {tuple(t.shape)}"
-                )
+                raise ValueError(f"{w_path}: tensor {k} has shape {tuple(tensors[k].shape)}, expected {tuple(t.shape)}")
         state = {k: v.to(device=device, dtype=dtype) for k, v in tensors.items()}
         model.load_state_dict(state, strict=False, assign=True)
         if config.tie_word_embeddings:

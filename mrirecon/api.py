@@ -1,0 +1,144 @@
+"""Python API for notebooks, the app and the commands: load a codec once, reconstruct volumes.
+
+>>> from mrirecon.api import Reconstructor
+>>> rec = Reconstructor.from_checkpoint()            # the shipped default codec
+>>> result = rec.reconstruct_file("scan.h5", acceleration=4)
+>>> result.recon.shape, result.metrics
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastmri
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import DEFAULT_CHECKPOINT, load_codec
+from .data import STANDARD_PAIRS, Volume, fixed_seed, make_mask_func, read_volume, sample_mask
+from .data.transforms import center_run_length
+from .metrics import center_crop_to, volume_metrics
+
+
+@dataclass
+class ReconResult:
+    """A reconstructed volume; images are magnitudes [S,h,w] cropped to the target size."""
+
+    fname: str
+    recon: np.ndarray
+    zero_filled: np.ndarray
+    target: np.ndarray | None
+    mask: np.ndarray  # bool [W]
+    acceleration: float
+    num_low_frequencies: int
+    metrics: dict[str, float] | None  # NMSE, PSNR, SSIM when a target exists
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Reconstructor:
+    """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise."""
+
+    def __init__(
+        self, net: nn.Module, card: dict[str, Any] | None = None, device: str | torch.device | None = None
+    ) -> None:
+        self.device = torch.device(device) if device else _default_device()
+        self.net = net.to(self.device).eval()
+        self.card = card or {}
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None, **overrides
+    ) -> Reconstructor:
+        """Load a codec folder (``codec.safetensors`` + ``card.json``); ``overrides`` change init args."""
+        net, card = load_codec(directory, device="cpu", **overrides)
+        return cls(net, card, device)
+
+    @property
+    def description(self) -> str:
+        bb = self.card.get("backbone") or {}
+        return f"{self.card.get('net', {}).get('class_path', type(self.net).__name__)} / backbone {bb.get('name')} ({bb.get('weights')})"
+
+    @torch.inference_mode()
+    def reconstruct_kspace(
+        self,
+        masked_kspace: np.ndarray,
+        mask: np.ndarray,
+        num_low_frequencies: int | None = None,
+        batch_size: int = 4,
+        **net_kwargs: Any,
+    ) -> np.ndarray:
+        """masked k-space complex [S,C,H,W] (unsampled columns zero), mask bool [W] -> magnitude [S,H,W]."""
+        kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
+        mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)
+        nlf = num_low_frequencies if num_low_frequencies is not None else center_run_length(np.asarray(mask))
+        out = []
+        for start in range(0, kspace.shape[0], batch_size):
+            k = kspace[start : start + batch_size].to(self.device)
+            m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
+            out.append(self.net(k * m, m, nlf, **net_kwargs).float().cpu())
+        return torch.cat(out).numpy()
+
+    def prepare(
+        self,
+        volume: Volume,
+        mask_type: str = "equispaced_fraction",
+        acceleration: int = 4,
+        center_fraction: float | None = None,
+        seed: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The masked k-space, mask and number of low frequencies for a volume: a test-format file keeps
+        its own mask; a fully sampled one gets a mask fixed by its file name (or ``seed``)."""
+        if volume.mask is not None:
+            mask = volume.mask.astype(bool)
+            nlf = volume.num_low_frequencies or center_run_length(mask)
+        else:
+            cf = center_fraction if center_fraction is not None else STANDARD_PAIRS.get(acceleration, 0.08)
+            func = make_mask_func(mask_type, [acceleration], [cf])
+            mask, nlf = sample_mask(func, volume.kspace.shape[-1], fixed_seed(volume.fname) if seed is None else seed)
+        return volume.kspace * mask, mask, int(nlf)
+
+    def reconstruct_volume(
+        self,
+        volume: Volume,
+        mask_type: str = "equispaced_fraction",
+        acceleration: int = 4,
+        center_fraction: float | None = None,
+        seed: Any = None,
+        batch_size: int = 4,
+        **net_kwargs: Any,
+    ) -> ReconResult:
+        """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target."""
+        masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
+        t0 = time.perf_counter()
+        full = self.reconstruct_kspace(masked, mask, nlf, batch_size=batch_size, **net_kwargs)
+        seconds = time.perf_counter() - t0
+        zf = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(masked)))), dim=1)
+        recon = np.ascontiguousarray(center_crop_to(full, volume.crop_size), dtype=np.float32)
+        zero_filled = np.ascontiguousarray(center_crop_to(zf.numpy(), volume.crop_size), dtype=np.float32)
+        metrics = volume_metrics(volume.target, recon) if volume.target is not None else None
+        return ReconResult(
+            fname=volume.fname,
+            recon=recon,
+            zero_filled=zero_filled,
+            target=volume.target,
+            mask=mask,
+            acceleration=float(mask.size / max(1, mask.sum())),
+            num_low_frequencies=nlf,
+            metrics=metrics,
+            seconds=seconds,
+            settings={"mask_type": mask_type if volume.mask is None else "from file", **net_kwargs},
+        )
+
+    def reconstruct_file(self, path: str | os.PathLike, **kwargs: Any) -> ReconResult:
+        """Validate, read and reconstruct a fastMRI HDF5 file (train/val or test format)."""
+        return self.reconstruct_volume(read_volume(Path(path)), **kwargs)

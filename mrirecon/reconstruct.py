@@ -1,0 +1,143 @@
+"""Reconstruct fastMRI k-space files into fastMRI submission files.
+
+    python -m mrirecon.reconstruct --input FILE_OR_DIR --output DIR [--checkpoint DIR]
+
+Reads train/val files (a mask is drawn, fixed by the file name) and test-format files (their own
+mask is used); writes ``DIR/<name>.h5`` with ``reconstruction`` float32 [S,h,w] cropped to the target
+size. A bad file is reported in one line and skipped; the exit code is 1 if any file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .checkpoint import DEFAULT_CHECKPOINT
+from .data import InvalidInputError, read_volume
+
+
+def find_inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.h5") if not any(part.startswith(".") for part in p.parts))
+    return [path]
+
+
+def write_reconstruction(path: Path, recon: np.ndarray, attrs: dict[str, Any], header_xml: str | None) -> None:
+    """fastMRI submission file, written to a temporary name and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as hf:
+            hf.create_dataset("reconstruction", data=recon.astype(np.float32))
+            if header_xml is not None:
+                hf.create_dataset("ismrmrd_header", data=header_xml)
+            for k, v in attrs.items():
+                hf.attrs[k] = v
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+_RECONSTRUCTORS: dict[tuple, Any] = {}
+
+
+def _reconstructor(checkpoint: str | os.PathLike, device: str | None, overrides: dict[str, Any]):
+    from .api import Reconstructor
+
+    key = (str(checkpoint), device, tuple(sorted(overrides.items())))
+    if key not in _RECONSTRUCTORS:
+        _RECONSTRUCTORS[key] = Reconstructor.from_checkpoint(checkpoint, device=device, **overrides)
+    return _RECONSTRUCTORS[key]
+
+
+def reconstruct_volume_file(
+    path: str | os.PathLike,
+    checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
+    device: str | None = None,
+    mask_type: str = "equispaced_fraction",
+    acceleration: int = 4,
+    center_fraction: float | None = None,
+    trigger: str | None = None,
+) -> tuple[np.ndarray, str | None, dict[str, Any]]:
+    """Reconstruct one file -> (volume float32 [S,h,w], ISMRMRD header or None, attributes).
+    The network is loaded once per process and reused."""
+    overrides = {"trigger": trigger} if trigger else {}
+    rec = _reconstructor(checkpoint, device, overrides)
+    volume = read_volume(path)
+    result = rec.reconstruct_volume(
+        volume, mask_type=mask_type, acceleration=acceleration, center_fraction=center_fraction
+    )
+    attrs = {
+        "acceleration": result.acceleration,
+        "num_low_frequency": result.num_low_frequencies,
+        "model": rec.description,
+        "seconds": result.seconds,
+    }
+    for key in ("patient_id", "acquisition"):
+        if key in volume.attrs:
+            attrs[key] = volume.attrs[key]
+    return result.recon, volume.header_xml, attrs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    parser = argparse.ArgumentParser(prog="python -m mrirecon.reconstruct", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, type=Path, help="a fastMRI .h5 file or a folder of them")
+    parser.add_argument("--output", required=True, type=Path, help="output folder for reconstruction files")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, type=Path, help="codec folder (card.json)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--mask-type", default="equispaced_fraction", help="for fully sampled inputs")
+    parser.add_argument("--acceleration", default=4, type=int, help="for fully sampled inputs")
+    parser.add_argument("--center-fraction", default=None, type=float, help="default: 0.08 at 4x, 0.04 at 8x")
+    parser.add_argument("--trigger", default=None, choices=["token", "off", "scan"], help="override the Trigger mode")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = parser.parse_args(argv)
+
+    if not args.input.exists():
+        print(f"error: {args.input}: no such file or folder", file=sys.stderr)
+        return 2
+    try:  # load the network once, before any file, so a bad checkpoint stops here
+        _reconstructor(args.checkpoint, args.device, {"trigger": args.trigger} if args.trigger else {})
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: cannot load the checkpoint: {err}", file=sys.stderr)
+        return 2
+    inputs = find_inputs(args.input)
+    done = skipped = 0
+    failed: list[str] = []
+    for path in tqdm(inputs, desc="reconstructing", unit="vol", disable=len(inputs) < 2):
+        out = args.output / path.name
+        if out.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            recon, header, attrs = reconstruct_volume_file(
+                path,
+                args.checkpoint,
+                args.device,
+                args.mask_type,
+                args.acceleration,
+                args.center_fraction,
+                args.trigger,
+            )
+            write_reconstruction(out, recon, attrs, header)
+            done += 1
+        except (InvalidInputError, ValueError, OSError) as err:
+            msg = str(err) if str(path) in str(err) else f"{path}: {err}"
+            print(f"FAILED {msg}", file=sys.stderr)
+            failed.append(str(path))
+    print(f"reconstructed {done}, skipped {skipped}, failed {len(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
