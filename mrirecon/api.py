@@ -66,7 +66,8 @@ class Reconstructor:
     @property
     def description(self) -> str:
         bb = self.card.get("backbone") or {}
-        return f"{self.card.get('net', {}).get('class_path', type(self.net).__name__)} / backbone {bb.get('name')} ({bb.get('weights')})"
+        net = self.card.get("net", {}).get("class_path", type(self.net).__name__)
+        return f"{net} / backbone {bb.get('name')} ({bb.get('weights')})"
 
     @torch.inference_mode()
     def reconstruct_kspace(
