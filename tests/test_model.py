@@ -1,0 +1,195 @@
+"""The codecs, the frozen backbone during training, the training CLI, codec checkpoints and reconstruct."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mrirecon.checkpoint import load_codec, save_codec
+from mrirecon.codecs import ReconModel, build_backbone
+from mrirecon.fit import main as fit_main
+from mrirecon.reconstruct import main as reconstruct_main
+
+SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2)
+
+
+def _batch(B=2, C=3, H=48, W=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(B, C, H, W, 2, generator=g) * 1e-4
+    mask = torch.zeros(B, 1, 1, W, 1, dtype=torch.bool)
+    mask[..., ::4, :] = True
+    mask[..., W // 2 - 4 : W // 2 + 4, :] = True
+    return k * mask, mask
+
+
+@pytest.mark.parametrize("order", ["twice", "raster", "bidirectional"])
+@pytest.mark.parametrize("backbone", ["nirvana", "gated-deltanet", "none"])
+def test_any_size_and_coil_count(order, backbone):
+    net = ReconModel(backbone=backbone, token_order=order, patch_size=8, **SMALL)
+    for C, H, W in [(3, 48, 40), (5, 70, 36)]:  # readout-oversampled, sizes not divisible by the patch
+        k, mask = _batch(C=C, H=H, W=W)
+        out = net(k, mask, 8)
+        assert out.shape == (2, H, W) and torch.isfinite(out).all()
+
+
+def test_data_consistency_keeps_measured_lines_before_cascades():
+    net = ReconModel(patch_size=8, **{**SMALL, "num_cascades": 0})
+    k, mask = _batch()
+    enc = net.encoder(k, mask, 8)
+    x1 = net.decoder.image(net.run_backbone(enc.tokens), enc)
+    # the decoder starts from the SENSE-combined image (zero-initialised residual head)
+    assert torch.allclose(x1, enc.image * enc.scale, atol=1e-9)
+    out = net(k, mask, 8)
+    assert out.shape == (2, 48, 40)
+
+
+def test_trigger_mode_reaches_the_backbone():
+    net = ReconModel(**SMALL, patch_size=8)
+    k, mask = _batch()
+    with torch.no_grad():
+        tokens = net.encoder(k, mask, 8).tokens
+        token, off = net.run_backbone(tokens), net.run_backbone(tokens, trigger="off")
+        assert torch.equal(net(k, mask, 8), net(k, mask, 8, trigger="token"))
+    assert ((token - off).norm() / token.norm()).item() > 1e-5
+
+
+def test_backbone_registry():
+    ref = build_backbone("nirvana", "tiny", seed=3).reference
+    assert ref["weights"] == "random-init(seed=3)" and len(ref["sha256"]) == 64
+    assert build_backbone("nirvana", "tiny", seed=3).reference["sha256"] == ref["sha256"]
+    assert build_backbone("nirvana", "tiny", seed=4).reference["sha256"] != ref["sha256"]
+    gdn = build_backbone("gated-deltanet", "tiny")
+    assert not any(layer.mixer.has_trigger for layer in gdn.body.layers)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_backbone("gpt")
+
+
+def test_codec_checkpoint_round_trip_and_tamper(tmp_path):
+    net = ReconModel(**SMALL, patch_size=8)
+    cfg = {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL, "patch_size": 8}}
+    save_codec(tmp_path / "c", net, cfg, metrics={})
+    from safetensors.torch import load_file
+
+    stored = load_file(tmp_path / "c" / "codec.safetensors")
+    assert stored and not any(k.startswith("backbone.") for k in stored)
+    back, card = load_codec(tmp_path / "c")
+    k, mask = _batch()
+    with torch.no_grad():
+        assert torch.equal(back(k, mask, 8), net.eval()(k, mask, 8))
+    assert card["backbone"]["name"] == "nirvana"
+    # a foreign class and a changed weights file are refused
+    original = (tmp_path / "c" / "card.json").read_text()
+    (tmp_path / "c" / "card.json").write_text(json.dumps({**card, "net": {"class_path": "os.system"}}))
+    with pytest.raises(ValueError, match="not part of mrirecon"):
+        load_codec(tmp_path / "c")
+    (tmp_path / "c" / "card.json").write_text(original)
+    (tmp_path / "c" / "codec.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        load_codec(tmp_path / "c")
+
+
+def _fit_args(root: Path, data: Path, extra: list[str]) -> list[str]:
+    args = [
+        "--config",
+        str(Path(__file__).parents[1] / "codecs" / "tiny.yaml"),
+        f"--data.data_path={data}",
+        "--data.num_workers=0",
+        "--data.batch_size=1",
+        f"--trainer.default_root_dir={root}",
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=2",
+        "--trainer.limit_test_batches=2",
+        "--trainer.enable_progress_bar=false",
+    ]
+    for key, value in {**SMALL, "patch_size": 16}.items():
+        args.append(f"--model.net.init_args.{key}={value}")
+    return args + extra
+
+
+def test_fit_keeps_backbone_bit_identical_and_exports(synth_root, tmp_path):
+    export = tmp_path / "codec"
+    args = _fit_args(
+        tmp_path,
+        synth_root,
+        [
+            "--trainer.max_epochs=1",
+            "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+            f"--trainer.callbacks.dirpath={export}",
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+            f"--trainer.callbacks.dirpath={tmp_path / 'ckpt'}",
+            "--trainer.callbacks.save_last=true",
+        ],
+    )
+    cli = fit_main(["fit", *args])
+    net = cli.model.net
+    fresh = ReconModel(**SMALL, patch_size=16)
+    # the backbone is bit-identical to a fresh build of the same reference; the codecs changed
+    for (name, a), b in zip(net.backbone.state_dict().items(), fresh.backbone.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(net.encoder.project.weight, fresh.encoder.project.weight)
+    card = json.loads((export / "card.json").read_text())
+    assert {"val", "test"} <= set(card["metrics"]) and 0 < card["metrics"]["test"]["SSIM"] <= 1
+    assert card["backbone"]["sha256"] == fresh.backbone.reference["sha256"]
+    assert card["data"]["data_path"] == str(synth_root)
+    # Lightning checkpoints hold the codecs only, and training resumes from them
+    last = tmp_path / "ckpt" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)  # our own file, written just above
+    assert ckpt["state_dict"] and not any(k.startswith("net.backbone.") for k in ckpt["state_dict"])
+    resumed = fit_main(
+        ["fit", *_fit_args(tmp_path / "r", synth_root, ["--trainer.max_epochs=2"]), f"--ckpt_path={last}"]
+    )
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 4
+    # predict through the same CLI
+    pred = fit_main(["predict", *_fit_args(tmp_path / "p", synth_root, ["--trainer.limit_predict_batches=2"])])
+    assert pred.trainer.predict_loop.predictions is not None
+
+
+def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):
+    net = ReconModel(**SMALL, patch_size=16)
+    save_codec(tmp_path / "c", net, {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL}})
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for src in [
+        *sorted((synth_root / "test_format").glob("*.h5"))[:2],
+        *sorted((synth_root / "test").glob("*.h5"))[:1],
+    ]:
+        (inputs / src.name).write_bytes(src.read_bytes())
+    (inputs / "broken.h5").write_bytes(b"not an hdf5 file")
+    code = reconstruct_main(
+        ["--input", str(inputs), "--output", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "c")]
+    )
+    err = capsys.readouterr()
+    assert code == 1 and "broken.h5" in err.err and "reconstructed 3, skipped 0, failed 1" in err.out
+    outs = sorted((tmp_path / "out").glob("*.h5"))
+    assert len(outs) == 3
+    with h5py.File(outs[0]) as hf:
+        recon = hf["reconstruction"][()]
+        assert recon.dtype == np.float32 and recon.shape[1:] == (128, 128) and np.isfinite(recon).all()
+    # a second run skips what exists; no temporary files are left behind
+    assert (
+        reconstruct_main(
+            [
+                "--input",
+                str(inputs / outs[0].name),
+                "--output",
+                str(tmp_path / "out"),
+                "--checkpoint",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
+    assert not list((tmp_path / "out").glob(".*"))
+    assert (
+        reconstruct_main(
+            ["--input", str(inputs), "--output", str(tmp_path / "o2"), "--checkpoint", str(tmp_path / "none")]
+        )
+        == 2
+    )
