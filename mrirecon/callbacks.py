@@ -24,10 +24,12 @@ class ExportCodec(L.Callback):
 
     Args:
         dirpath: export folder (default: ``<log dir>/codec``).
+        dtype: storage dtype of the exported tensors (``float32`` or ``float16``).
     """
 
-    def __init__(self, dirpath: str | None = None) -> None:
+    def __init__(self, dirpath: str | None = None, dtype: str = "float32") -> None:
         self.dirpath = dirpath
+        self.dtype = getattr(torch, dtype)
         self.best: float = float("-inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.card: dict[str, Any] = {"metrics": {}}
@@ -69,4 +71,4 @@ class ExportCodec(L.Callback):
 
     def write(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
         if trainer.is_global_zero:
-            save_codec(self.export_dir(trainer), pl_module.net, self.net_config, **self.card)
+            save_codec(self.export_dir(trainer), pl_module.net, self.net_config, dtype=self.dtype, **self.card)

@@ -39,28 +39,38 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(tmp)
 
 
-def net_state(net: nn.Module) -> dict[str, torch.Tensor]:
+def net_state(net: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The trainable tensors of a network on the CPU (floating ones cast to ``dtype`` if given)."""
     state = net.trainable_state_dict() if hasattr(net, "trainable_state_dict") else net.state_dict()
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    cast = lambda t: t.to(dtype) if dtype is not None and t.is_floating_point() else t  # noqa: E731
+    return {k: cast(v.detach().cpu()).contiguous() for k, v in state.items()}
 
 
-def save_codec(directory: str | os.PathLike, net: nn.Module, net_config: dict[str, Any], **card: Any) -> Path:
+def save_codec(
+    directory: str | os.PathLike,
+    net: nn.Module,
+    net_config: dict[str, Any],
+    dtype: torch.dtype | None = None,
+    **card: Any,
+) -> Path:
     """Write ``codec.safetensors`` and ``card.json`` (atomically) into ``directory``.
 
-    net_config: ``{"class_path": "mrirecon....", "init_args": {...}}``; ``card``: extra card fields
-    (data, metrics, training, ...).
+    net_config: ``{"class_path": "mrirecon....", "init_args": {...}}``; ``dtype``: store floating
+    tensors in this dtype (e.g. float16 to halve the file; loading casts back to the network's dtype);
+    ``card``: extra card fields (data, metrics, training, ...).
     """
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS
-    _atomic_write(weights, lambda p: save_file(net_state(net), p, metadata={"format": FORMAT}))
+    _atomic_write(weights, lambda p: save_file(net_state(net, dtype), p, metadata={"format": FORMAT}))
     backbone = getattr(net, "backbone", None)
     content = {
         "format": FORMAT,
         "net": net_config,
         "backbone": getattr(backbone, "reference", None),
+        "stored_dtype": str(dtype or "as trained").removeprefix("torch."),
         **card,
         "files": {WEIGHTS: _sha256(weights)},
     }

@@ -70,6 +70,7 @@ def build_backbone(
     seed: int = 0,
     trigger: str = "token",
     hidden_size: int | None = None,
+    dtype: str = "float32",
 ) -> FrozenBackbone:
     """Build a frozen backbone.
 
@@ -81,6 +82,7 @@ def build_backbone(
             seeded random initialisation.
         seed: seed of the random initialisation.
         trigger: default Trigger mode (``token``, ``off``, ``scan``).
+        dtype: the backbone's parameter and compute dtype (``float32``, ``bfloat16``).
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
@@ -106,7 +108,7 @@ def build_backbone(
         body.reset_parameters(seed)
         on_meta = any(p.is_meta for p in body.parameters())
         ref.update(weights=f"random-init(seed={seed})", sha256=None if on_meta else state_hash(body))
-    return FrozenBackbone(name, body, cfg.hidden_size, ref)
+    return FrozenBackbone(name, body.to(getattr(torch, dtype)), cfg.hidden_size, ref)
 
 
 def _load_partial(weights: str, cfg: NirvanaConfig) -> NirvanaModel:

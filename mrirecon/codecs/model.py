@@ -23,6 +23,7 @@ class ReconModel(nn.Module):
         backbone_config: ``tiny``, ``1.3B`` or a config.json path.
         backbone_weights: directory with official weights, or None for the seeded random init.
         backbone_seed: seed of the random initialisation.
+        backbone_dtype: ``float32`` or ``bfloat16`` (the 1.3B config on a GPU).
         trigger: Trigger mode of the backbone (``token``, ``off``, ``scan``).
         token_order: how a causal backbone lets every output see the whole image: ``twice`` (the
             sequence fed twice, the second copy read), ``raster`` (once), ``bidirectional`` (raster and
@@ -39,6 +40,7 @@ class ReconModel(nn.Module):
         backbone_config: str = "tiny",
         backbone_weights: str | None = None,
         backbone_seed: int = 0,
+        backbone_dtype: str = "float32",
         trigger: str = "token",
         token_order: str = "twice",
         patch_size: int = 16,
@@ -56,7 +58,7 @@ class ReconModel(nn.Module):
             raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
         self.token_order = token_order
         self.backbone: FrozenBackbone = build_backbone(
-            backbone, backbone_config, backbone_weights, backbone_seed, trigger
+            backbone, backbone_config, backbone_weights, backbone_seed, trigger, dtype=backbone_dtype
         )
         D = self.backbone.hidden_size
         self.encoder = KSpaceEncoder(D, patch_size, stem_chans, sens_chans, sens_pools, pos_features, token_dim)
