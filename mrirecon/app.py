@@ -201,6 +201,12 @@ def mask_image(mask: np.ndarray, height: int = 40, min_width: int = 512) -> np.n
     return np.repeat(stripe[None], height, axis=0)
 
 
+def upscale(img: np.ndarray, min_size: int = 256) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor so the shorter side is at least ``min_size``."""
+    k = max(1, -(-min_size // min(img.shape[:2])))
+    return np.repeat(np.repeat(img, k, axis=0), k, axis=1) if k > 1 else img
+
+
 def _gray_rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
 
@@ -504,7 +510,9 @@ def build_app(
         slider = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="slice", interactive=True)
         with gr.Row():
             images = [
-                gr.Image(label=name, format="png", interactive=False, elem_id=f"img-{i}", buttons=["download"])
+                gr.Image(
+                    label=name, format="png", interactive=False, elem_id=f"img-{i}", buttons=["download"], height=300
+                )
                 for i, name in enumerate(panel_names)
             ]
         mask_img = gr.Image(
@@ -515,7 +523,11 @@ def build_app(
             height=80,
         )
         metrics = gr.Dataframe(
-            label="Metrics (data range = reference volume maximum)", elem_id="metrics", interactive=False
+            value=[["-", "press Reconstruct"]],
+            headers=["metric", "value"],
+            label="Metrics (data range = reference volume maximum)",
+            elem_id="metrics",
+            interactive=False,
         )
         with gr.Row():
             dl_h5 = gr.DownloadButton("Reconstruction (fastMRI HDF5)", visible=False, elem_id="dl-h5")
@@ -582,7 +594,7 @@ def build_app(
                 app.session_dir(request.session_hash if request else None)
                 / f"{Path(entry.result.fname).stem}_slice{s:03d}.png",
             )
-            outs = [gr.Image(value=im, visible=im is not None) for im in imgs.values()]
+            outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))
 
         recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details]

@@ -1,0 +1,327 @@
+"""The Gradio app: served for real on a free loopback port, driven with gradio_client and with a real
+browser (Playwright + Debian's chromium), plus in-process checks of its cache, cleanup and defaults."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "app" / "examples"
+FULL = EXAMPLES / "example_fully_sampled.h5"
+TEST_FORMAT = EXAMPLES / "example_test_format_acc4.h5"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TINY = {"backbone_config": "tiny", "num_cascades": 1, "chans": 4, "stem_chans": 8, "token_dim": 16, "sens_chans": 4}
+MAX_FILE_SIZE = "8mb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained tiny ReconModel codec (the app only needs something loadable)."""
+    from mrirecon.checkpoint import save_codec
+    from mrirecon.codecs import ReconModel
+
+    directory = tmp_path_factory.mktemp("codec")
+    save_codec(directory, ReconModel(**TINY), {"class_path": "mrirecon.codecs.ReconModel", "init_args": TINY})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory):
+    """``python app/app.py`` in a subprocess on a free loopback port; stopped at the end."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "app.log"
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio")),
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [sys.executable, str(ROOT / "app" / "app.py"), "--port", str(port), "--checkpoint", str(checkpoint)]
+    cmd += ["--max-file-size", MAX_FILE_SIZE, "--device", "cpu"]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the app did not answer within 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def _reconstruct(client, path: Path, trigger: str = "token", tta: int = 0, acceleration: int = 4):
+    from gradio_client import handle_file
+
+    out = client.predict(
+        handle_file(str(path)), "equispaced_fraction", acceleration, trigger, tta, api_name="/reconstruct"
+    )
+    # outputs: error box, summary, slider, 4 images, mask, metrics, h5, dicom, details (the State is not in the API)
+    return {"error": out[0], "summary": out[1], "slider": out[2], "mask": out[7], "h5": out[9], "dicom": out[10],
+            "details": out[11]}  # fmt: skip
+
+
+def _value(update):
+    return update.get("value") if isinstance(update, dict) else update
+
+
+# ------------------------------------------------------------------------------------------------
+# API (gradio_client)
+
+
+def test_api_reconstructs_example_with_metrics_and_downloads(client):
+    out = _reconstruct(client, FULL)
+    details = out["details"]
+    assert "error" not in details, details
+    assert out["error"]["visible"] is False
+    assert details["shape"] == [4, 128, 128] and details["test_format"] is False
+    assert details["settings"] == {"mask_type": "equispaced_fraction", "trigger": "token"}
+    assert 3.5 < details["acceleration"] < 4.5
+    for metrics in (details["metrics"], details["zero_filled_metrics"]):
+        assert set(metrics) == {"NMSE", "PSNR", "SSIM"} and all(np.isfinite(v) for v in metrics.values())
+    assert details["zero_filled_metrics"]["PSNR"] > 15  # the zero-filled image of a 4x example is close to it
+    assert out["slider"]["maximum"] == 3 and out["slider"]["value"] == 2
+    assert "example_fully_sampled.h5" in out["summary"] and "Timings" in out["summary"]
+    mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out["mask"]))
+    assert mask.ndim >= 2 and 0.15 < (mask > 127).mean() < 0.4  # about a quarter of the columns acquired
+
+    with h5py.File(_value(out["h5"]), "r") as hf:
+        recon = hf["reconstruction"][()]
+        assert recon.dtype == np.float32 and recon.shape == (4, 128, 128) and np.isfinite(recon).all()
+        assert "ismrmrd_header" in hf and 3.5 < hf.attrs["acceleration"] < 4.5
+    import pydicom
+
+    with zipfile.ZipFile(_value(out["dicom"])) as zf:
+        names = sorted(n for n in zf.namelist() if n.endswith(".dcm"))
+        assert len(names) == 4
+        with zf.open(names[0]) as fh:
+            ds = pydicom.dcmread(fh)
+    assert ds.Modality == "MR" and str(ds.PatientName).startswith("ANON-")  # de-identified
+    assert ds.pixel_array.shape == (128, 128)
+
+    # the same file and settings again: served from the cache
+    again = _reconstruct(client, FULL)
+    assert again["details"]["cached"] is True and again["details"]["metrics"] == details["metrics"]
+
+    # moving the slider re-renders from the cache: per-slice metrics of slice 1
+    imgs = client.predict(1, api_name="/render")
+    table = imgs[4]
+    assert "reconstruction, slice 1" in table["headers"] and [r[0] for r in table["data"]] == ["SSIM", "PSNR", "NMSE"]
+    assert all(_value(i) for i in imgs[:4])  # zero-filled, recon, reference, error map
+
+
+def test_api_test_format_keeps_its_mask_and_has_no_metrics(client):
+    out = _reconstruct(client, TEST_FORMAT, trigger="off", acceleration=8)
+    details = out["details"]
+    assert details["test_format"] is True and details["metrics"] is None
+    assert details["settings"]["mask_type"] == "from file" and details["settings"]["trigger"] == "off"
+    assert 3.5 < details["acceleration"] < 4.5  # the file's 4x mask, not the 8x asked for
+    imgs = client.predict(0, api_name="/render")
+    assert _value(imgs[0]) and _value(imgs[1])  # zero-filled and reconstruction
+    assert imgs[2]["visible"] is False and imgs[3]["visible"] is False  # no reference, no error map
+
+
+def test_api_bad_inputs_give_messages_and_the_app_keeps_serving(client, tmp_path):
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
+    out = _reconstruct(client, corrupt)
+    assert out["error"]["visible"] is True
+    assert "corrupt.h5: not an HDF5 file" in out["error"]["value"] and "Traceback" not in out["error"]["value"]
+    assert out["details"] == {"error": "corrupt.h5: not an HDF5 file"}
+
+    no_kspace = tmp_path / "no_kspace.h5"
+    with h5py.File(no_kspace, "w") as hf:
+        hf["reconstruction_rss"] = np.zeros((2, 8, 8), np.float32)
+    out = _reconstruct(client, no_kspace)
+    assert "no_kspace.h5: missing dataset 'kspace'" in out["error"]["value"]
+
+    out = _reconstruct(client, FULL, tta=2)  # the network takes no TTA steps (yet): a message, not a crash
+    assert out["error"]["visible"] is True and "TTA" in out["error"]["value"]
+
+    too_big = tmp_path / "too_big.h5"
+    too_big.write_bytes(b"\0" * 9_000_000)  # above the server's 8 MB cap: refused by the upload route
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        _reconstruct(client, too_big)
+
+    assert _reconstruct(client, FULL)["details"]["cached"] is True  # still serving
+
+
+# ------------------------------------------------------------------------------------------------
+# browser (Playwright driving Debian's chromium)
+
+
+def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make tools installs it); never `playwright install`")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    corrupt = tmp_path / "random.h5"
+    corrupt.write_bytes(np.random.default_rng(1).bytes(2048))
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(server)
+            header = page.locator("#header")
+            sync_api.expect(header).to_contain_text("ReconModel")
+            sync_api.expect(header).to_contain_text("backbone nirvana")
+
+            page.locator("#examples button", has_text="example_fully_sampled.h5").click()
+            sync_api.expect(page.locator("#kspace-file")).to_contain_text("example_fully_sampled", timeout=15_000)
+            page.locator("#reconstruct").click()
+            for i in range(4):
+                page.wait_for_selector(f"#img-{i} img", timeout=60_000)
+            page.wait_for_selector("#mask img")
+            metrics = page.locator("#metrics")
+            sync_api.expect(metrics).to_contain_text("reconstruction, slice 2", timeout=15_000)
+            sync_api.expect(metrics).to_contain_text("SSIM")
+            sync_api.expect(page.locator("#summary")).to_contain_text("Timings")
+            sync_api.expect(page.locator("#dl-dicom")).to_be_visible()
+            before = page.locator("#img-1 img").get_attribute("src")
+
+            slider = page.locator("#slice input[type=range]")
+            slider.focus()
+            page.keyboard.press("ArrowRight")
+            sync_api.expect(metrics).to_contain_text("reconstruction, slice 3", timeout=15_000)
+            page.wait_for_function(
+                "s => { const i = document.querySelector('#img-1 img'); return i && i.src !== s; }",
+                arg=before,
+                timeout=15_000,
+            )
+            assert slider.input_value() == "3"
+
+            page.goto(server)  # a fresh page: upload a corrupt file
+            page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
+            sync_api.expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
+            page.locator("#reconstruct").click()
+            error = page.locator("#error-box")
+            sync_api.expect(error).to_be_visible(timeout=30_000)
+            sync_api.expect(error).to_contain_text("random.h5: not an HDF5 file")
+            assert "Traceback" not in page.content()
+        finally:
+            browser.close()
+    with urllib.request.urlopen(server, timeout=5) as r:  # still serving
+        assert r.status == 200
+
+
+# ------------------------------------------------------------------------------------------------
+# in-process
+
+
+def test_defaults_bind_loopback_without_share(monkeypatch):
+    import mrirecon.app as app_mod
+
+    sig = inspect.signature(app_mod.launch)
+    assert sig.parameters["host"].default == "127.0.0.1" and sig.parameters["share"].default is False
+    seen = {}
+
+    class FakeDemo:
+        mri = type("M", (), {"close": lambda self: None})()
+
+        def queue(self, **kw):
+            return self
+
+        def launch(self, **kw):
+            seen.update(kw)
+
+    monkeypatch.setattr(app_mod, "build_app", lambda **kw: seen.update(build=kw) or FakeDemo())
+    assert app_mod.main(["--checkpoint", "some/dir"]) == 0
+    assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["server_port"] == 7860
+    assert seen["max_file_size"] == "200mb" and seen["build"]["max_file_size"] == "200mb"
+    assert app_mod.parse_size("200mb") == 200_000_000 and app_mod.parse_size("1.5gb") == 1_500_000_000
+    with pytest.raises(ValueError):
+        app_mod.parse_size("lots")
+
+
+def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
+    from mrirecon.app import MriApp, ReconCache, cache_key, mask_image
+
+    one = tmp_path / "one_slice.h5"  # a 1-slice copy of the example keeps this fast
+    with h5py.File(FULL, "r") as src, h5py.File(one, "w") as dst:
+        dst["kspace"] = src["kspace"][:1]
+        dst["reconstruction_rss"] = src["reconstruction_rss"][:1]
+        dst["ismrmrd_header"] = src["ismrmrd_header"][()]
+        dst.attrs.update(dict(src.attrs))
+    app = MriApp(checkpoint, examples_dir=EXAMPLES, max_file_size="2mb", device="cpu", cache_size=2)
+    try:
+        assert [p.name for p in app.examples] == [FULL.name, TEST_FORMAT.name]
+        assert app.has_trigger
+        entry, cached = app.load_and_reconstruct(str(one), "equispaced_fraction", 4, "token", 0)
+        assert not cached and entry.result.recon.shape == (1, 128, 128)
+        assert len(entry.slice_metrics) == 1 and set(entry.slice_metrics[0]) == {"zero-filled", "recon"}
+        assert app.load_and_reconstruct(str(one), "equispaced_fraction", 4, "token", 0)[1] is True
+        keys = {cache_key("d", False, "random", 4, t, n) for t in ("token", "off") for n in (0, 3)}
+        assert len(keys) == 4 and cache_key("d", False, "random", 4, "off", 0) != cache_key(
+            "d", False, "random", 8, "off", 0
+        )
+        assert cache_key("d", True, "random", 4, "off", 0) == cache_key("d", True, "magic", 8, "off", 0)  # own mask
+        imgs = app.slice_images(entry, 0)
+        assert imgs["reconstruction"].dtype == np.uint8 and imgs["|error| x 5"].shape == (128, 128, 3)
+        with pytest.raises(ValueError, match="above this server's limit"):
+            app.load_and_reconstruct(str(FULL), "equispaced_fraction", 4, "token", 0)
+
+        session = app.session_dir("abc123")
+        (session / "x.png").write_bytes(b"x")
+        app.drop_session("abc123")
+        assert not session.exists()
+    finally:
+        app.close()
+    assert not app.tmp_root.exists()
+
+    lru = ReconCache(size=2)
+    for key in "abc":
+        lru.put(type("E", (), {"key": key})())
+    assert lru.get("a") is None and lru.get("b") is not None and len(lru) == 2
+    stripe = mask_image(np.array([1, 0, 0, 0] * 32, bool))
+    assert stripe.shape[1] >= 512 and abs((stripe > 0).mean() - 0.25) < 1e-6
