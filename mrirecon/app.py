@@ -197,8 +197,8 @@ def mask_image(mask: np.ndarray, height: int = 40, min_width: int = 512) -> np.n
     """The 1-D column mask as a stripe image (white = sampled phase-encode line)."""
     row = np.asarray(mask, dtype=bool).reshape(-1)
     rep = max(1, -(-min_width // row.size))
-    stripe = np.repeat(row, rep).astype(np.uint8) * 255
-    return np.repeat(stripe[None], height, axis=0)
+    stripe = np.where(np.repeat(row, rep), 255, 30).astype(np.uint8)
+    return np.pad(np.repeat(stripe[None], height, axis=0), 3, constant_values=128)  # grey frame
 
 
 def upscale(img: np.ndarray, min_size: int = 256) -> np.ndarray:
