@@ -48,11 +48,11 @@ ACCELERATIONS = (4, 8)
 CACHE_SIZE = 8
 CHUNK = 4  # slices per network call (and per progress step)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # as Gradio reads max_file_size
 
 
 def parse_size(size: str | int) -> int:
-    """``"200mb"``, ``"1.5gb"``, ``"500kb"`` or a number of bytes -> bytes."""
+    """``"200mb"``, ``"1.5gb"``, ``"500kb"`` or a number of bytes -> bytes (binary units, like Gradio)."""
     if isinstance(size, int):
         return size
     match = _SIZE.match(str(size))
@@ -329,7 +329,7 @@ class MriApp:
         size = os.path.getsize(path)
         if size > self.max_bytes:
             raise InvalidInputError(
-                path, f"file is {size / 1e6:.1f} MB, above this server's limit of {self.max_file_size}"
+                path, f"file is {size / 1024**2:.1f} MB, above this server's limit of {self.max_file_size}"
             )
         t0 = time.perf_counter()
         if progress is not None:
@@ -465,7 +465,7 @@ def build_app(
     """The Gradio Blocks of the app (not launched). ``demo.mri`` is its :class:`MriApp`."""
     app = MriApp(checkpoint, examples_dir, max_file_size, device)
     panel_names = ["zero-filled", "reconstruction", "reference", f"|error| x {ERROR_GAIN}"]
-    max_label = app.max_file_size if isinstance(app.max_file_size, str) else f"{app.max_bytes / 1e6:.0f} MB"
+    max_label = app.max_file_size if isinstance(app.max_file_size, str) else f"{app.max_bytes / 1024**2:.0f} MB"
 
     with gr.Blocks(title="mrirecon: MRI reconstruction", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(
@@ -548,7 +548,7 @@ def build_app(
                 gr.Slider(),
                 *empty,
                 None,
-                None,
+                [["-", "no result: see the error above"]],
                 hide,
                 hide,
                 {"error": message},
