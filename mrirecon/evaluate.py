@@ -93,8 +93,8 @@ def parse_method(spec: str) -> MethodSpec:
     ``sense``, ``sense:crop=0`` (named so), ``ours=runs/tiny/codec``, ``ours-off=codecs/default:trigger=off``.
     """
     name, eq, rest = spec.partition("=")
-    if not eq:
-        name, rest = spec, spec
+    if not eq or ":" in name:  # no NAME=: the whole spec names the method
+        name, eq, rest = spec, "", spec
     name, (target, _, opts) = name.strip(), rest.partition(":")
     if not name or not target:
         raise UsageError(f"method {spec!r}: give NAME=CODEC_DIR or one of {', '.join(CLASSICAL_METHODS)}")
@@ -422,10 +422,10 @@ def iter_results(
                 if on_error is None:
                     raise
                 on_error(msg)
-            except ValueError as err:
+            except (ValueError, RuntimeError) as err:  # e.g. ESPIRiT without ACS, a net that cannot take the shape
                 if isinstance(err, UsageError) or on_error is None:
                     raise
-                on_error(f"{path}: {err}")
+                on_error(f"{path}: {type(err).__name__}: {err}")
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -570,7 +570,7 @@ def header_line(summary: pd.DataFrame, data: Path, truth: Path | None, machine: 
 
 
 def markdown(summary: pd.DataFrame, header: str, mask_type: str) -> str:
-    lines = [f"# Evaluation ({header.split(';')[0].removeprefix('Data ')})", "", header, ""]
+    lines = ["# Reconstruction benchmark", "", header, ""]
     lines += [
         "fastMRI protocol: per volume NMSE / PSNR / SSIM of magnitude images centre-cropped to the target, "
         "data range = target volume maximum, SSIM mean over slices; mean ± sample std over volumes. "
