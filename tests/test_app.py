@@ -132,7 +132,9 @@ def test_api_reconstructs_example_with_metrics_and_downloads(client):
     assert details["zero_filled_metrics"]["PSNR"] > 15  # the zero-filled image of a 4x example is close to it
     assert out["slider"]["maximum"] == 3 and out["slider"]["value"] == 2
     assert "example_fully_sampled.h5" in out["summary"] and "Timings" in out["summary"]
-    mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out["mask"]))
+    from PIL import Image
+
+    mask = np.asarray(Image.open(out["mask"]))
     assert mask.ndim >= 2 and 0.15 < (mask > 127).mean() < 0.4  # about a quarter of the columns acquired
 
     with h5py.File(_value(out["h5"]), "r") as hf:
@@ -284,15 +286,43 @@ def test_defaults_bind_loopback_without_share(monkeypatch):
         app_mod.parse_size("lots")
 
 
-def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
-    from mrirecon.app import MriApp, ReconCache, cache_key, mask_image
-
-    one = tmp_path / "one_slice.h5"  # a 1-slice copy of the example keeps this fast
+def _one_slice(tmp_path: Path) -> Path:
+    """A 1-slice copy of the fully sampled example (keeps in-process reconstructions fast)."""
+    one = tmp_path / "one_slice.h5"
     with h5py.File(FULL, "r") as src, h5py.File(one, "w") as dst:
         dst["kspace"] = src["kspace"][:1]
         dst["reconstruction_rss"] = src["reconstruction_rss"][:1]
         dst["ismrmrd_header"] = src["ismrmrd_header"][()]
         dst.attrs.update(dict(src.attrs))
+    return one
+
+
+def test_baseline_checkpoint_hides_trigger(tmp_path):
+    import gradio as gr
+
+    from mrirecon.app import build_app
+    from mrirecon.baselines.learned import UNetBaseline
+    from mrirecon.checkpoint import save_codec
+
+    args = {"chans": 4, "num_pool_layers": 2}
+    ckpt = save_codec(tmp_path / "unet", UNetBaseline(**args), {"class_path": "mrirecon.baselines.learned.UNetBaseline",
+                                                                "init_args": args})  # fmt: skip
+    demo = build_app(checkpoint=ckpt, examples_dir=None, device="cpu")
+    try:
+        radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "Trigger mode"]
+        assert len(radios) == 1 and radios[0].visible is False
+        assert not demo.mri.has_trigger and demo.mri.examples == []
+        entry, _ = demo.mri.load_and_reconstruct(str(_one_slice(tmp_path)), "random", 8, "scan", 0)
+        assert "trigger" not in entry.result.settings and "|-|" in entry.key  # not passed to a baseline
+        assert entry.result.metrics["SSIM"] > 0 and 6 < entry.result.acceleration < 10
+    finally:
+        demo.mri.close()
+
+
+def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
+    from mrirecon.app import MriApp, ReconCache, cache_key, mask_image
+
+    one = _one_slice(tmp_path)
     app = MriApp(checkpoint, examples_dir=EXAMPLES, max_file_size="2mb", device="cpu", cache_size=2)
     try:
         assert [p.name for p in app.examples] == [FULL.name, TEST_FORMAT.name]
