@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -647,6 +648,7 @@ def launch(
         )
     finally:
         if not launch_kwargs.get("prevent_thread_lock"):
+            demo.close()
             demo.mri.close()
     return demo
 
@@ -662,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", default=DEFAULT_EXAMPLES_DIR, type=Path, help="folder of example .h5 files")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind on `kill` so temporary files are removed
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         parse_size(args.max_file_size)

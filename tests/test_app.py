@@ -58,11 +58,13 @@ def server(checkpoint, tmp_path_factory):
     """``python app/app.py`` in a subprocess on a free loopback port; stopped at the end."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "app.log"
+    tmp_root = tmp_path_factory.mktemp("tmp")
     env = {
         **os.environ,
         "GRADIO_ANALYTICS_ENABLED": "False",
         "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio")),
         "PYTHONUNBUFFERED": "1",
+        "TMPDIR": str(tmp_root),
     }
     cmd = [sys.executable, str(ROOT / "app" / "app.py"), "--port", str(port), "--checkpoint", str(checkpoint)]
     cmd += ["--max-file-size", MAX_FILE_SIZE, "--device", "cpu"]
@@ -83,6 +85,7 @@ def server(checkpoint, tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"the app did not answer within 90 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
+        assert len(list(tmp_root.glob("mrirecon-app-*"))) == 1  # its temporary folder (removed at exit)
         yield url
     finally:
         proc.terminate()
@@ -91,6 +94,8 @@ def server(checkpoint, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert proc.returncode == 0, log.read_text()[-3000:]  # SIGTERM unwinds cleanly
+    assert not list(tmp_root.glob("mrirecon-app-*")), "the app left its temporary folder behind"
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +283,15 @@ def test_defaults_bind_loopback_without_share(monkeypatch):
         def launch(self, **kw):
             seen.update(kw)
 
+        def close(self):
+            seen["closed"] = True
+
+    monkeypatch.setattr(app_mod.signal, "signal", lambda *a: None)  # leave pytest's SIGTERM handler alone
     monkeypatch.setattr(app_mod, "build_app", lambda **kw: seen.update(build=kw) or FakeDemo())
     assert app_mod.main(["--checkpoint", "some/dir"]) == 0
-    assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["server_port"] == 7860
+    assert (
+        seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["server_port"] == 7860 and seen["closed"]
+    )
     assert seen["max_file_size"] == "200mb" and seen["build"]["max_file_size"] == "200mb"
     assert app_mod.parse_size("200mb") == 200 * 2**20 and app_mod.parse_size("1.5gb") == int(1.5 * 2**30)
     with pytest.raises(ValueError):
