@@ -34,7 +34,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import STANDARD_PAIRS, InvalidInputError, Volume, fixed_seed, make_mask_func, read_target, read_volume
+from .data import (
+    STANDARD_PAIRS,
+    InvalidInputError,
+    Volume,
+    fixed_seed,
+    make_mask_func,
+    read_target,
+    read_volume,
+    sample_mask,
+)
 from .data.transforms import center_run_length
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
 
@@ -198,8 +207,7 @@ def load_cases(
     cases = []
     for acc in accelerations:  # the same draw as Reconstructor.prepare: fastMRI's per-file seed
         func = make_mask_func(mask_type, [acc], [STANDARD_PAIRS.get(acc, 0.08)])
-        mask_t, nlf = func((1, kspace.shape[-1], 1), seed=fixed_seed(volume.fname))
-        mask = mask_t.numpy().reshape(-1).astype(bool)
+        mask, nlf = sample_mask(func, kspace.shape[-1], fixed_seed(volume.fname))
         cases.append(Case(path.name, int(acc), (kspace * mask).astype(np.complex64), mask, int(nlf), target))
     return cases
 
@@ -336,6 +344,24 @@ def _load_learned(spec: MethodSpec, device: str | None) -> Any:
         raise UsageError(f"method {spec.name}: cannot load {spec.checkpoint}: {err}") from err
 
 
+def describe(spec: MethodSpec, rec: Any = None) -> str:
+    """One line on a method: the function or codec, its options, and (codecs) size and training budget."""
+    opts = ", ".join(f"{k}={v}" for k, v in spec.overrides.items())
+    if spec.is_classical:
+        fn = {"zero-filled": "zero_filled", "sense": "sense", "l1-wavelet": "l1_wavelet"}[spec.base]
+        return f"`mrirecon.baselines.{fn}` " + (f"with {opts}" if opts else "(defaults)")
+    card = rec.card
+    params = sum(p.numel() for p in rec.net.parameters() if p.requires_grad) / 1e6
+    line = f"`{spec.checkpoint}`: {card.get('net', {}).get('class_path')}, {params:.2f} M trainable parameters"
+    train = card.get("training") or {}
+    if train:
+        line += (
+            f"; trained {train.get('epochs')} epochs / {train.get('steps')} steps in {train.get('seconds')} s "
+            f"on {train.get('device')}"
+        )
+    return line + (f"; overrides {opts}" if opts else "")
+
+
 def _per_volume_row(method: str, case: Case, image: np.ndarray, seconds: float, maps_seconds: float) -> dict:
     metrics = volume_metrics(case.target, image)
     return {
@@ -381,9 +407,11 @@ def iter_results(
     batch_size: int = 4,
     on_error: Callable[[str], None] | None = None,
     notes: set[str] | None = None,
+    described: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one per-volume row per (file, acceleration, method); bad files go to ``on_error``
-    (default: raise), solver warnings to ``notes``. ``max_volumes`` counts files per acceleration."""
+    (default: raise), solver warnings to ``notes``, one line per method to ``described``.
+    ``max_volumes`` counts files per acceleration."""
     data = Path(data)
     truth = Path(truth) if truth is not None else None
     if not data.is_dir():
@@ -399,6 +427,8 @@ def iter_results(
     if not files:
         raise UsageError(f"{data}: no .h5 files")
     learned = {s.name: _load_learned(s, device) for s in specs if not s.is_classical}
+    if described is not None:
+        described.update({s.name: describe(s, learned.get(s.name)) for s in specs})
     classical = [(s.name, s.base, s.overrides) for s in specs if s.is_classical]
     heavy = [t for t in classical if t[1] != "zero-filled"]
     pool: Executor = _InlineExecutor()
@@ -510,6 +540,7 @@ def evaluate(
             on_error(msg)
 
     notes: set[str] = set()
+    described: dict[str, str] = {}
     per_volume = pd.DataFrame(
         iter_results(
             data,
@@ -524,11 +555,12 @@ def evaluate(
             batch_size,
             on_error=collect,
             notes=notes,
+            described=described,
         ),
         columns=["method", "acceleration", "volume", "slices", *METRIC_NAMES, "seconds", "maps_seconds"],
     )
     summary = summarize_frame(per_volume)
-    summary.attrs = {"per_volume": per_volume, "errors": errors, "notes": sorted(notes)}
+    summary.attrs = {"per_volume": per_volume, "errors": errors, "notes": sorted(notes), "methods": described}
     return summary
 
 
@@ -582,6 +614,10 @@ def markdown(summary: pd.DataFrame, header: str, mask_type: str) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary, acc)]
         lines.append("")
     lines += [TIMING_NOTE, ""]
+    if summary.attrs.get("methods"):
+        lines += ["Methods:", ""]
+        lines += [f"* {name}: {text}" for name, text in summary.attrs["methods"].items()]
+        lines.append("")
     for note in summary.attrs.get("notes", []):
         lines.append(f"Note: {note}.")
     for err in summary.attrs.get("errors", []):
@@ -619,7 +655,7 @@ def print_tables(summary: pd.DataFrame, header: str) -> None:
     for acc in sorted(summary["acceleration"].unique()):
         table = Table(title=f"{int(acc)}x (fastMRI protocol)")
         for col in COLUMNS:
-            table.add_column(col, justify="left" if col == "method" else "right")
+            table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
         for row in table_rows(summary, acc):
             table.add_row(*row)
         console.print(table)

@@ -79,6 +79,8 @@ def test_cli_tables_and_rows(fully_sampled):
     assert "## 4x" in md and "## 8x" not in md
     assert "4x: 2 volumes / 2 slices" in md and "machine:" in md
     assert md.count("| ours |") == 1 and "| zero-filled | 0.0" in md
+    assert "* ours: `" in md and "mrirecon.codecs.ReconModel" in md
+    assert "* sense0: `mrirecon.baselines.sense` with crop=0" in md
 
 
 def test_scores_match_direct_fastmri_protocol(fully_sampled, synth_root, codec):
