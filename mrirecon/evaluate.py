@@ -10,7 +10,8 @@ mask and ``acceleration`` attribute are used; ground truth ``reconstruction_rss`
 file of the same name in ``--truth``). Methods: ``zero-filled``, ``sense``, ``l1-wavelet`` (per slice,
 ESPIRiT maps computed once per slice and shared by SENSE and L1-wavelet; slices run in a process pool)
 and learned codec folders ``name=path`` (ours, U-Net, E2E-VarNet), optionally with init-arg overrides,
-e.g. ``ours-off=codecs/default:trigger=off``. Scores follow fastMRI (``mrirecon.metrics``). Writes
+e.g. ``ours-off=codecs/default:trigger=off``; classical methods take options the same way
+(``sense-crop0=sense:crop=0``). Scores follow fastMRI (``mrirecon.metrics``). Writes
 ``OUT.md`` (a table per acceleration), ``OUT.csv`` (method x acceleration) and ``OUT_per_volume.csv``.
 A bad input file is reported in one line and skipped; the exit code is then 1.
 """
@@ -672,7 +673,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         required=True,
         metavar="NAME[=DIR[:k=v,...]]",
-        help="zero-filled, sense, l1-wavelet, or NAME=CODEC_DIR with optional init-arg overrides (repeat)",
+        help="zero-filled, sense, l1-wavelet (options: s0=sense:crop=0,lamda=0.01) or NAME=CODEC_DIR with "
+        "optional init-arg overrides (ours-off=DIR:trigger=off); repeat for each method",
     )
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes for classical")
     parser.add_argument("--device", default=None, help="cpu or cuda for learned methods (default: cuda if available)")
