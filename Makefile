@@ -37,6 +37,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+app: $(STAMP)
+	$(BIN)/python app/app.py $(APP_ARGS)
+
 data: $(STAMP)
 	$(BIN)/python -m mrirecon.data.synth
 
