@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -21,6 +22,15 @@ from .nirvana import NirvanaConfig, NirvanaModel
 
 BACKBONES = Path(__file__).resolve().parents[1] / "backbone"
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, e.g. 'Intel(R) Xeon(R) Processor x2'."""
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
 def resolve_config(name: str) -> NirvanaConfig:
@@ -99,7 +109,7 @@ def bench_backbone(args: argparse.Namespace) -> list[dict]:
                 "dtype": args.dtype,
                 "backend": args.backend,
                 "trigger": args.trigger,
-                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
                 "ms": sec * 1e3,
                 "tokens_per_s": batch * args.tokens / sec,
                 "tflops": flops / sec / 1e12,
