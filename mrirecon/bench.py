@@ -27,7 +27,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 def cpu_name() -> str:
     """The CPU model and core count, e.g. 'Intel(R) Xeon(R) Processor x2'."""
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")]
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
     except OSError:
         names = []
     return f"{names[0] if names else platform.processor() or platform.machine()} x{os.cpu_count()}"
