@@ -23,6 +23,7 @@ from .checkpoint import DEFAULT_CHECKPOINT, load_codec
 from .data import STANDARD_PAIRS, Volume, fixed_seed, make_mask_func, read_volume, sample_mask
 from .data.transforms import center_run_length
 from .metrics import center_crop_to, volume_metrics
+from .tta import TTAConfig, TTAReport, adapt
 
 
 @dataclass
@@ -37,31 +38,49 @@ class ReconResult:
     acceleration: float
     num_low_frequencies: int
     metrics: dict[str, float] | None  # NMSE, PSNR, SSIM when a target exists
-    seconds: float
+    seconds: float  # reconstruction time, test-time adaptation included
     settings: dict[str, Any] = field(default_factory=dict)
+    tta: TTAReport | None = None
 
 
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _tta_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Pop ``tta_<field>`` keys (``tta_steps``, ``tta_lr``, ...) into TTAConfig field values."""
+    return {key[4:]: options.pop(key) for key in [k for k in options if k.startswith("tta_")]}
+
+
 class Reconstructor:
-    """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise."""
+    """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise.
+
+    ``tta``: per-scan test-time adaptation of the Trigger (:mod:`mrirecon.tta`); off unless its ``steps``
+    is positive. Any reconstruct call may also pass ``tta_steps=``, ``tta_lr=``, ... to override it.
+    """
 
     def __init__(
-        self, net: nn.Module, card: dict[str, Any] | None = None, device: str | torch.device | None = None
+        self,
+        net: nn.Module,
+        card: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
+        tta: TTAConfig | None = None,
     ) -> None:
         self.device = torch.device(device) if device else _default_device()
         self.net = net.to(self.device).eval()
         self.card = card or {}
+        self.tta = tta or TTAConfig(steps=0)
+        self.last_tta_report: TTAReport | None = None
 
     @classmethod
     def from_checkpoint(
         cls, directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None, **overrides
     ) -> Reconstructor:
-        """Load a codec folder (``codec.safetensors`` + ``card.json``); ``overrides`` change init args."""
+        """Load a codec folder (``codec.safetensors`` + ``card.json``); ``overrides`` change init args,
+        except ``tta_*`` keys, which set the test-time adaptation (e.g. ``tta_steps=10``)."""
+        tta = TTAConfig(**{"steps": 0, **_tta_options(overrides)})
         net, card = load_codec(directory, device="cpu", **overrides)
-        return cls(net, card, device)
+        return cls(net, card, device, tta)
 
     @property
     def description(self) -> str:
@@ -69,7 +88,6 @@ class Reconstructor:
         net = self.card.get("net", {}).get("class_path", type(self.net).__name__)
         return f"{net} / backbone {bb.get('name')} ({bb.get('weights')})"
 
-    @torch.inference_mode()
     def reconstruct_kspace(
         self,
         masked_kspace: np.ndarray,
@@ -78,15 +96,23 @@ class Reconstructor:
         batch_size: int = 4,
         **net_kwargs: Any,
     ) -> np.ndarray:
-        """masked k-space complex [S,C,H,W] (unsampled columns zero), mask bool [W] -> magnitude [S,H,W]."""
+        """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
+        -> magnitude [S,H,W]. With test-time adaptation the scan's Trigger offsets are fitted first."""
+        options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
+        tta = TTAConfig(**_tta_options(options))
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)
         nlf = num_low_frequencies if num_low_frequencies is not None else center_run_length(np.asarray(mask))
+        self.last_tta_report = None
+        if tta.steps > 0:
+            offsets, self.last_tta_report = adapt(self.net, kspace.to(self.device), np.asarray(mask, bool), nlf, tta)
+            options["trigger_offsets"] = offsets
         out = []
-        for start in range(0, kspace.shape[0], batch_size):
-            k = kspace[start : start + batch_size].to(self.device)
-            m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
-            out.append(self.net(k * m, m, nlf, **net_kwargs).float().cpu())
+        with torch.inference_mode():
+            for start in range(0, kspace.shape[0], batch_size):
+                k = kspace[start : start + batch_size].to(self.device)
+                m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
+                out.append(self.net(k * m, m, nlf, **options).float().cpu())
         return torch.cat(out).numpy()
 
     def prepare(
@@ -138,6 +164,7 @@ class Reconstructor:
             metrics=metrics,
             seconds=seconds,
             settings={"mask_type": mask_type if volume.mask is None else "from file", **net_kwargs},
+            tta=self.last_tta_report,
         )
 
     def reconstruct_file(self, path: str | os.PathLike, **kwargs: Any) -> ReconResult:

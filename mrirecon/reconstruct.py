@@ -67,6 +67,7 @@ def reconstruct_volume_file(
     acceleration: int = 4,
     center_fraction: float | None = None,
     trigger: str | None = None,
+    tta_steps: int = 0,
 ) -> tuple[np.ndarray, str | None, dict[str, Any]]:
     """Reconstruct one file -> (volume float32 [S,h,w], ISMRMRD header or None, attributes).
     The network is loaded once per process and reused."""
@@ -74,13 +75,14 @@ def reconstruct_volume_file(
     rec = _reconstructor(checkpoint, device, overrides)
     volume = read_volume(path)
     result = rec.reconstruct_volume(
-        volume, mask_type=mask_type, acceleration=acceleration, center_fraction=center_fraction
+        volume, mask_type=mask_type, acceleration=acceleration, center_fraction=center_fraction, tta_steps=tta_steps
     )
     attrs = {
         "acceleration": result.acceleration,
         "num_low_frequency": result.num_low_frequencies,
         "model": rec.description,
         "seconds": result.seconds,
+        "tta_steps": tta_steps,
     }
     for key in ("patient_id", "acquisition"):
         if key in volume.attrs:
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acceleration", default=4, type=int, help="for fully sampled inputs")
     parser.add_argument("--center-fraction", default=None, type=float, help="default: 0.08 at 4x, 0.04 at 8x")
     parser.add_argument("--trigger", default=None, choices=["token", "off", "scan"], help="override the Trigger mode")
+    parser.add_argument("--tta-steps", default=0, type=int, help="per-scan test-time adaptation steps (0 = off)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.acceleration,
                 args.center_fraction,
                 args.trigger,
+                args.tta_steps,
             )
             write_reconstruction(out, recon, attrs, header)
             done += 1

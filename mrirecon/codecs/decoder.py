@@ -51,10 +51,15 @@ class ImageDecoder(nn.Module):
         residual = self.head(torch.cat([feats, x0.to(feats.dtype)], dim=1)).float()
         return ((x0 + residual).permute(0, 2, 3, 1) * enc.scale[:, 0]).unsqueeze(1)
 
-    def forward(self, hidden: Tensor, enc: Encoded, masked_kspace: Tensor, mask: Tensor) -> Tensor:
+    def forward(
+        self, hidden: Tensor, enc: Encoded, masked_kspace: Tensor, mask: Tensor, return_kspace: bool = False
+    ) -> Tensor:
+        """-> RSS magnitude [B,H,W], or with ``return_kspace`` the final coil k-space [B,C,H,W,2]."""
         x1 = self.image(hidden, enc)
         kspace = fastmri.fft2c(fastmri.complex_mul(x1, enc.sens_maps))
         kspace = torch.where(mask, masked_kspace, kspace)
         for block in self.cascades:
             kspace = block(kspace, masked_kspace, mask, enc.sens_maps)
+        if return_kspace:
+            return kspace
         return fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(kspace)), dim=1)

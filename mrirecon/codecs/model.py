@@ -83,10 +83,14 @@ class ReconModel(nn.Module):
         num_low_frequencies: Tensor | int | None = None,
         trigger: str | None = None,
         trigger_offsets: Tensor | None = None,
+        return_kspace: bool = False,
     ) -> Tensor:
+        """trigger: override the Trigger mode; trigger_offsets [num_trigger_layers, 4, r]: scan-level offsets
+        to the Trigger's coefficients (test-time adaptation); return_kspace: the final coil k-space
+        [B,C,H,W,2] instead of the RSS image [B,H,W]."""
         enc = self.encoder(masked_kspace, mask, num_low_frequencies)
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
-        return self.decoder(hidden, enc, masked_kspace, mask)
+        return self.decoder(hidden, enc, masked_kspace, mask, return_kspace=return_kspace)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""
