@@ -92,7 +92,13 @@ class ReconModule(L.LightningModule):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered: list[dict] = [None] * torch.distributed.get_world_size()  # type: ignore[list-item]
             torch.distributed.all_gather_object(gathered, per_volume)
-            per_volume = {k: v for part in gathered for k, v in part.items()}
+            # Distributed fix: first process wins. A volume is scored by exactly one owning process,
+            # except where there are fewer volumes than processes and a spare process re-runs a copy
+            # (see FastMRIDataModule's volume sampler); the owner has the lower rank.
+            per_volume = {}
+            for part in gathered:
+                for name, metrics in part.items():
+                    per_volume.setdefault(name, metrics)
         if not per_volume:
             return
         summary = summarize(per_volume)

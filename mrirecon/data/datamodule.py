@@ -24,6 +24,13 @@ class _LightningVolumeSampler(VolumeSampler, DistributedSampler):
 
     def __init__(self, dataset, num_replicas=None, rank=None, shuffle: bool = False, seed: int = 0):
         VolumeSampler.__init__(self, dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        # Distributed fix: with fewer volumes than processes, fastMRI's sampler leaves a process without
+        # slices (its __iter__ then divides by zero). Such a process re-runs the volumes of process
+        # ``rank % n_volumes`` (same batches, same number of steps, so collectives stay in step);
+        # ReconModule keeps the first (owning) process's copy of every volume's metrics.
+        if not self.indices and self.all_volume_names:
+            donor = set(self.all_volumes_split[self.rank % len(self.all_volume_names)])
+            self.indices = [i for i, sample in enumerate(dataset.raw_samples) if str(sample[0]) in donor]
 
 
 def _distributed() -> bool:
