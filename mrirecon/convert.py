@@ -272,8 +272,8 @@ ReconstructFn = Callable[..., tuple[np.ndarray, "str | None", dict]]
 
 
 def _load_reconstruct() -> ReconstructFn:
-    """The model's ``reconstruct_volume_file``; raises ImportError when it is not available."""
-    from mrirecon.reconstruct import reconstruct_volume_file  # lazy: heavy, and may not exist yet
+    """The model's ``reconstruct_volume_file`` (imported lazily: it pulls in torch and the model)."""
+    from mrirecon.reconstruct import reconstruct_volume_file
 
     return reconstruct_volume_file
 
@@ -565,14 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "h5-to-dicom":
         tasks = _h5_tasks(args, h5_to_dicom_file, {"dataset": args.dataset})
     elif args.command == "kspace-to-dicom":
-        try:
-            reconstruct = _load_reconstruct()
-        except ImportError as exc:
-            print(
-                f"error: kspace-to-dicom is not available yet: mrirecon.reconstruct cannot be imported ({exc})",
-                file=sys.stderr,
-            )
-            return 2
+        reconstruct = _load_reconstruct()
         try:
             options = _parse_options(args.recon_option)
         except ValueError as exc:

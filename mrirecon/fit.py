@@ -37,7 +37,8 @@ class ReconCLI(LightningCLI):
         if test:
             export.card["metrics"]["test"] = plain_summary(test)
             export.write(self.trainer, self.model)
-            _print_table(test, export.export_dir(self.trainer))
+            if self.trainer.is_global_zero:
+                _print_table(test, export.export_dir(self.trainer))
 
 
 def _print_table(summary: dict[str, Any], where: Path) -> None:

@@ -257,13 +257,6 @@ def test_keep_identity(tmp_path, capsys):
 # ---------------------------------------------------------------- kspace-to-dicom and CLI surface
 
 
-def test_kspace_to_dicom_not_available(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "mrirecon.reconstruct", None)  # import raises ImportError
-    (tmp_path / "in").mkdir()
-    code, _, err = run(capsys, "kspace-to-dicom", tmp_path / "in", tmp_path / "out")
-    assert code == 2 and "not available yet" in err
-
-
 def test_kspace_to_dicom_with_reconstruct(tmp_path, capsys, monkeypatch):
     calls = []
 

@@ -219,3 +219,20 @@ def test_tta_fits_offsets_only_and_lowers_the_held_out_error():
     assert all(p.grad is None for p in net.parameters())
     with pytest.raises(ValueError, match="Trigger"):
         adapt(ReconModel(backbone="none", **SMALL), kspace, mask, 8, TTAConfig(steps=1))
+
+
+def test_kspace_to_dicom_with_the_model(synth_root, tmp_path):
+    import pydicom
+
+    from mrirecon.convert import main as convert_main
+
+    net = ReconModel(**SMALL, patch_size=16)
+    save_codec(tmp_path / "c", net, {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL}})
+    src = sorted((synth_root / "test_format").glob("*.h5"))[0]
+    code = convert_main(
+        ["kspace-to-dicom", str(src), str(tmp_path / "dcm"), "--recon-option", f"checkpoint={tmp_path / 'c'}"]
+    )
+    files = sorted((tmp_path / "dcm").rglob("*.dcm"))
+    assert code == 0 and len(files) == 2  # the tiny preset has 2 slices
+    ds = pydicom.dcmread(files[0])
+    assert ds.SOPClassUID == pydicom.uid.MRImageStorage and (ds.Rows, ds.Columns) == (128, 128)
