@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .checkpoint import DEFAULT_CHECKPOINT, load_codec
-from .data import STANDARD_PAIRS, Volume, fixed_seed, make_mask_func, read_volume, sample_mask
+from .data import Volume, file_mask, read_volume
 from .data.transforms import center_run_length
 from .metrics import center_crop_to, volume_metrics
 from .tta import TTAConfig, TTAReport, adapt
@@ -129,9 +129,7 @@ class Reconstructor:
             mask = volume.mask.astype(bool)
             nlf = volume.num_low_frequencies or center_run_length(mask)
         else:
-            cf = center_fraction if center_fraction is not None else STANDARD_PAIRS.get(acceleration, 0.08)
-            func = make_mask_func(mask_type, [acceleration], [cf])
-            mask, nlf = sample_mask(func, volume.kspace.shape[-1], fixed_seed(volume.fname) if seed is None else seed)
+            mask, nlf = file_mask(volume.fname, volume.kspace.shape[-1], mask_type, acceleration, center_fraction, seed)
         return volume.kspace * mask, mask, int(nlf)
 
     def reconstruct_volume(

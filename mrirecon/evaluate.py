@@ -36,14 +36,11 @@ import numpy as np
 import pandas as pd
 
 from .data import (
-    STANDARD_PAIRS,
     InvalidInputError,
     Volume,
-    fixed_seed,
-    make_mask_func,
+    file_mask,
     read_target,
     read_volume,
-    sample_mask,
 )
 from .data.transforms import center_run_length
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
@@ -207,8 +204,7 @@ def load_cases(
     kspace = volume.kspace[sl]
     cases = []
     for acc in accelerations:  # the same draw as Reconstructor.prepare: fastMRI's per-file seed
-        func = make_mask_func(mask_type, [acc], [STANDARD_PAIRS.get(acc, 0.08)])
-        mask, nlf = sample_mask(func, kspace.shape[-1], fixed_seed(volume.fname))
+        mask, nlf = file_mask(volume.fname, kspace.shape[-1], mask_type, acc)
         cases.append(Case(path.name, int(acc), (kspace * mask).astype(np.complex64), mask, int(nlf), target))
     return cases
 

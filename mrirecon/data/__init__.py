@@ -4,7 +4,7 @@
 """
 
 from mrirecon.data.dataset import ValidatedSliceDataset
-from mrirecon.data.masks import MASK_TYPES, STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
+from mrirecon.data.masks import MASK_TYPES, STANDARD_PAIRS, file_mask, fixed_seed, make_mask_func, sample_mask
 from mrirecon.data.transforms import SliceTransform
 from mrirecon.data.validate import FileInfo, InvalidInputError, validate_file
 from mrirecon.data.volume import Volume, read_target, read_volume
@@ -18,6 +18,7 @@ __all__ = [
     "SliceTransform",
     "ValidatedSliceDataset",
     "Volume",
+    "file_mask",
     "fixed_seed",
     "make_mask_func",
     "read_target",

@@ -33,3 +33,18 @@ def sample_mask(mask_func: MaskFunc, width: int, seed: tuple[int, ...] | int | N
     """Draw one mask over ``width`` phase-encode columns -> (bool [W], num_low_frequencies)."""
     mask, nlf = mask_func((1, width, 1), seed=seed)
     return mask.numpy().reshape(width).astype(bool), int(nlf)
+
+
+def file_mask(
+    fname: str,
+    width: int,
+    mask_type: str = "equispaced_fraction",
+    acceleration: int = 4,
+    center_fraction: float | None = None,
+    seed: tuple[int, ...] | int | None = None,
+) -> tuple[np.ndarray, int]:
+    """The evaluation mask of a fully sampled file: fixed by its name (fastMRI's convention) unless
+    ``seed`` is given; centre fraction from the standard pairs by default. -> (bool [W], num_low_frequencies)."""
+    cf = center_fraction if center_fraction is not None else STANDARD_PAIRS.get(acceleration, 0.08)
+    func = make_mask_func(mask_type, [acceleration], [cf])
+    return sample_mask(func, width, fixed_seed(fname) if seed is None else seed)
