@@ -30,6 +30,10 @@ def test_notebooks_exist():
 def test_notebook_runs_small(path: Path, monkeypatch, tmp_path):
     monkeypatch.setenv("MRIRECON_NB_SMALL", "1")
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' scratch folders and small-size figures
+    # One thread per kernel: on a shared 2-core runner, two OpenMP threads per process made the small
+    # run ~4x slower (spin-waiting), while one thread costs little at this size.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,
