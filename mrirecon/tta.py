@@ -33,7 +33,7 @@ class TTAConfig:
     stop: float = 0.1
     input_weight: float = 0.1
     shared: bool = False
-    slices_per_step: int = 4
+    slices_per_step: int = 2
     patience: int = 4
     seed: int = 0
 
