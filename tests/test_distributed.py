@@ -111,7 +111,7 @@ def ddp_run(data32, tmp_path_factory) -> Path:
     first = ["--trainer.max_epochs=1", "--trainer.limit_val_batches=0"]
     first += ["--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", f"--trainer.callbacks.dirpath={run}"]
     fit_main(["fit", *_args(run / "one", data32, first), "--trainer.callbacks.save_last=true"])
-    assert torch.load(run / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
+    assert torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 2
     ddp = [f"--config={ROOT / 'codecs' / 'strategy' / 'ddp.yaml'}", "--trainer.accelerator=cpu", "--trainer.devices=2"]
     _run_cli(
         [
@@ -139,7 +139,7 @@ def test_ddp_validation_counts_every_volume_once_and_matches_one_process(ddp_run
     assert ranks[0]["metrics"]["val_ssim"] == pytest.approx(val["SSIM"], abs=1e-6)
     # the exported codec is the checkpointed one (one epoch: best = last)
     last = ddp_run / "ckpt" / "last.ckpt"
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)  # our own file
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)  # our own file
     assert ckpt["state_dict"] and not any(k.startswith("net.backbone.") for k in ckpt["state_dict"])
     codec = load_file(ddp_run / "codec" / "codec.safetensors")
     assert codec and all(torch.equal(t, ckpt["state_dict"][f"net.{k}"]) for k, t in codec.items())
@@ -153,7 +153,7 @@ def test_ddp_validation_counts_every_volume_once_and_matches_one_process(ddp_run
 
 def test_two_process_checkpoint_resumes_in_one_process_and_vice_versa(ddp_run, data32, tmp_path):
     last = ddp_run / "ckpt" / "last.ckpt"
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     assert saved["global_step"] == 4 and saved["epoch"] == 1
     args = _args(tmp_path, data32, ["--trainer.max_epochs=3", "--trainer.limit_val_batches=0"])
     cli = fit_main(["fit", *args, f"--ckpt_path={last}"])

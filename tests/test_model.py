@@ -140,7 +140,7 @@ def test_fit_keeps_backbone_bit_identical_and_exports(synth_root, tmp_path):
     assert card["data"]["data_path"] == str(synth_root)
     # Lightning checkpoints hold the codecs only, and training resumes from them
     last = tmp_path / "ckpt" / "last.ckpt"
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)  # our own file, written just above
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)  # our own file, written just above
     assert ckpt["state_dict"] and not any(k.startswith("net.backbone.") for k in ckpt["state_dict"])
     resumed = fit_main(
         ["fit", *_fit_args(tmp_path / "r", synth_root, ["--trainer.max_epochs=2"]), f"--ckpt_path={last}"]
