@@ -236,3 +236,14 @@ def test_kspace_to_dicom_with_the_model(synth_root, tmp_path):
     assert code == 0 and len(files) == 2  # the tiny preset has 2 slices
     ds = pydicom.dcmread(files[0])
     assert ds.SOPClassUID == pydicom.uid.MRImageStorage and (ds.Rows, ds.Columns) == (128, 128)
+
+
+def test_bf16_autocast_forward_and_backward():
+    """bf16-mixed training: U-Nets in bf16, complex FFTs kept in float32."""
+    net = ReconModel(**SMALL, patch_size=8)
+    k, mask = _batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(k, mask, 8)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    out.mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)

@@ -16,6 +16,14 @@ from torch import Tensor, nn
 from .encoder import Encoded
 
 
+class FloatNormUnet(NormUnet):
+    """fastmri's NormUnet with a float32 output, so that under bf16 autocast the cascades' complex FFTs
+    (fastmri's helpers need float32) still run; the U-Net convolutions themselves run in bf16."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).float()
+
+
 class ImageDecoder(nn.Module):
     def __init__(
         self,
@@ -38,7 +46,7 @@ class ImageDecoder(nn.Module):
         )
         nn.init.zeros_(self.head[-1].weight)  # start from x0: the residual begins at zero
         nn.init.zeros_(self.head[-1].bias)
-        self.cascades = nn.ModuleList(VarNetBlock(NormUnet(chans, pools)) for _ in range(num_cascades))
+        self.cascades = nn.ModuleList(VarNetBlock(FloatNormUnet(chans, pools)) for _ in range(num_cascades))
 
     def image(self, hidden: Tensor, enc: Encoded) -> Tensor:
         """The decoded complex image before data consistency, at scanner scale. -> [B,1,H,W,2]."""
