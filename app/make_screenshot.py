@@ -15,17 +15,9 @@ import socket
 import sys
 from pathlib import Path
 
+from mrirecon.app import CHROMIUM_ARGS
+
 HERE = Path(__file__).resolve().parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _free_port() -> int:

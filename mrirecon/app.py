@@ -48,6 +48,17 @@ TRIGGER_MODES = ("token", "off", "scan")
 ACCELERATIONS = (4, 8)
 CACHE_SIZE = 8
 CHUNK = 4  # slices per network call (and per progress step)
+# headless Debian chromium on a machine with no network: what the screenshot script and browser tests use
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}  # as Gradio reads max_file_size
 

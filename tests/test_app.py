@@ -18,20 +18,12 @@ import h5py
 import numpy as np
 import pytest
 
+from mrirecon.app import CHROMIUM_ARGS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "app" / "examples"
 FULL = EXAMPLES / "example_fully_sampled.h5"
 TEST_FORMAT = EXAMPLES / "example_test_format_acc4.h5"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TINY = {"backbone_config": "tiny", "num_cascades": 1, "chans": 4, "stem_chans": 8, "token_dim": 16, "sens_chans": 4}
 MAX_FILE_SIZE = "8mb"
 
