@@ -102,6 +102,31 @@ class TaskAwareDeltaNet(nn.Module):
             self.condition_interpolation.lora = nn.Sequential(
                 nn.Linear(2 * D + 2 * c, D // 8, bias=False), nn.SiLU(), nn.Linear(D // 8, D, bias=False)
             )
+        # Set by fuse_projections(): every projection of u in one weight (not saved with the state dict).
+        self.register_buffer("fused_in_weight", None, persistent=False)
+
+    def input_projections(self) -> list[str]:
+        """Submodules that project the normalised input u, in the order of the fused weight."""
+        names = ["q_proj", "k_proj", "v_proj", "g_proj", "b_proj", "a_proj"]
+        if self.has_trigger:
+            names += ["concept_proj", "q_lora.0", "k_lora.0", "v_lora.0"]
+        return names
+
+    @torch.no_grad()
+    def fuse_projections(self) -> None:
+        """Concatenate the input projections into one matrix so that inference runs one large matrix
+        product instead of ten small ones. A copy: call again after the weights change."""
+        weights = [self.get_submodule(n).weight for n in self.input_projections()]
+        self.fused_in_weight = torch.cat(weights).detach()
+        self._fused_sizes = [w.shape[0] for w in weights]
+
+    def _project(self, u: Tensor) -> dict[str, Tensor]:
+        """u [B,T,D] -> {projection name: [B,T,out]}."""
+        names = self.input_projections()
+        if self.fused_in_weight is None:
+            return {n: self.get_submodule(n)(u) for n in names}
+        parts = F.linear(u, self.fused_in_weight.to(u.dtype)).split(self._fused_sizes, dim=-1)
+        return dict(zip(names, parts, strict=True))
 
     def _heads(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.num_heads, self.head_dim))
@@ -119,15 +144,16 @@ class TaskAwareDeltaNet(nn.Module):
     ) -> MixerOutput:
         """u: [B,T,D] normalised input; coefficients: the Trigger state coming from the previous layer."""
         cfg = self.config
-        q_pre, k_pre, v_pre = self.q_proj(u), self.k_proj(u), self.v_proj(u)
+        proj = self._project(u)
+        q_pre, k_pre, v_pre = proj["q_proj"], proj["k_proj"], proj["v_proj"]
 
         # Gated DeltaNet branch.
         q, conv_q = self.q_conv1d(q_pre, None if state is None else state.conv_q)
         k, conv_k = self.k_conv1d(k_pre, None if state is None else state.conv_k)
         v, conv_v = self.v_conv1d(v_pre, None if state is None else state.conv_v)
-        beta = torch.sigmoid(self.b_proj(u))
+        beta = torch.sigmoid(proj["b_proj"])
         gt = torch.float64 if u.dtype == torch.float64 else torch.float32  # the decay is never low precision
-        g = -self.A_log.to(gt).exp() * F.softplus(self.a_proj(u).to(gt) + self.dt_bias.to(gt))
+        g = -self.A_log.to(gt).exp() * F.softplus(proj["a_proj"].to(gt) + self.dt_bias.to(gt))
         if backend == "torch" and u.shape[1] == 1:
             backend = "recurrent"  # a single decode step: the loop is the cheap exact path
         o, S = gated_delta_rule(
@@ -139,7 +165,7 @@ class TaskAwareDeltaNet(nn.Module):
             None if state is None else state.delta,
             backend=backend,
         )
-        o = gated_rms_norm(o, self._heads(self.g_proj(u)), self.o_norm.weight, cfg.norm_eps)
+        o = gated_rms_norm(o, self._heads(proj["g_proj"]), self.o_norm.weight, cfg.norm_eps)
         o_gdn = self.o_proj(o.flatten(-2))
 
         new_state = LayerState(conv_q, conv_k, conv_v, S) if use_cache else None
@@ -147,9 +173,9 @@ class TaskAwareDeltaNet(nn.Module):
             return MixerOutput(o_gdn, trigger.initial(u.dtype, u.device), new_state)
 
         # Attention branch: the pre-conv projections plus low-rank corrections, no positional code.
-        qa = self._heads(q_pre + self.q_lora(u)).transpose(1, 2)  # [B,H,T,d]
-        ka = self._heads(k_pre + self.k_lora(u)).transpose(1, 2)
-        va = self._heads(v_pre + self.v_lora(u)).transpose(1, 2)
+        qa = self._heads(q_pre + self.q_lora[1](proj["q_lora.0"])).transpose(1, 2)  # [B,H,T,d]
+        ka = self._heads(k_pre + self.k_lora[1](proj["k_lora.0"])).transpose(1, 2)
+        va = self._heads(v_pre + self.v_lora[1](proj["v_lora.0"])).transpose(1, 2)
         if state is not None and state.attn_k is not None:
             ka = torch.cat([state.attn_k, ka], dim=2)
             va = torch.cat([state.attn_v, va], dim=2)
@@ -159,7 +185,7 @@ class TaskAwareDeltaNet(nn.Module):
         o_attn = self.o_proj_attn(o_attn.transpose(1, 2).flatten(-2))
 
         # Trigger: one inner step on this layer's (c_k, c_v), then the prediction h from c_q.
-        c_q, c_k, c_v = self.concept_proj(u).chunk(3, dim=-1)
+        c_q, c_k, c_v = proj["concept_proj"].chunk(3, dim=-1)
         p = coefficients if coefficients is not None else trigger.initial(u.dtype, u.device)
         if trigger_offset is not None:
             p = p + trigger_offset

@@ -121,6 +121,20 @@ class NirvanaModel(nn.Module):
             mixer_outputs=tuple(mixers) if output_mixer else None,
         )
 
+    def fuse_projections(self) -> NirvanaModel:
+        """Inference speed-up: one matrix product for all projections of each layer's input (a copy of
+        the frozen weights, outside the state dict; exact up to float rounding)."""
+        for block in self.layers:
+            block.mixer.fuse_projections()
+        return self
+
+    def compile_blocks(self, **compile_kwargs) -> NirvanaModel:
+        """Compile each block with ``torch.compile`` in place (regional compilation: the blocks share two
+        compiled graphs, prelude and Trigger layers, so compiling costs two blocks, not all of them)."""
+        for block in self.layers:
+            block.compile(**compile_kwargs)
+        return self
+
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None) -> None:
         """Seeded random initialisation following the reference's effective scheme, with the intended

@@ -143,6 +143,25 @@ def fla_available() -> bool:
     return True
 
 
+@torch.compiler.disable  # fla launches its own Triton kernels; torch.compile runs around them
+def _fla_gated_delta_rule(
+    q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, initial_state: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+
+    dtype = v.dtype if v.dtype != torch.float32 else torch.bfloat16
+    o, S = chunk_gated_delta_rule(
+        q.to(dtype),
+        k.to(dtype),
+        v.to(dtype),
+        g.float(),
+        beta.to(dtype),
+        initial_state=None if initial_state is None else initial_state.float(),
+        output_final_state=True,
+    )
+    return o.to(v.dtype), S
+
+
 def gated_delta_rule(
     q: Tensor,
     k: Tensor,
@@ -162,17 +181,5 @@ def gated_delta_rule(
     if backend == "recurrent":
         return gated_delta_rule_recurrent(q, k, v, g, beta, initial_state)
     if backend == "fla":
-        from fla.ops.gated_delta_rule import chunk_gated_delta_rule
-
-        dtype = v.dtype if v.dtype != torch.float32 else torch.bfloat16
-        o, S = chunk_gated_delta_rule(
-            q.to(dtype),
-            k.to(dtype),
-            v.to(dtype),
-            g.float(),
-            beta.to(dtype),
-            initial_state=None if initial_state is None else initial_state.float(),
-            output_final_state=True,
-        )
-        return o.to(v.dtype), S
+        return _fla_gated_delta_rule(q, k, v, g, beta, initial_state)
     raise ValueError(f"unknown gated delta rule backend {backend!r} (torch, recurrent, fla)")
