@@ -39,18 +39,24 @@ def gated_rms_norm(o: Tensor, gate: Tensor, weight: Tensor, eps: float) -> Tenso
 
 
 def short_conv(x: Tensor, weight: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """Causal depthwise convolution + SiLU.
+    """Causal depthwise convolution + SiLU, as a sum of shifted copies in float32.
 
     x: [B,T,D]; weight: [D,1,W]; state: [B,D,W-1] the previous W-1 inputs (oldest first) or None (zeros).
-    Returns (y [B,T,D], new state [B,D,W-1]).
+    Returns (y [B,T,D] in x's dtype, new state [B,D,W-1]). Written as W shifted multiply-adds in the
+    [B,T,D] layout rather than ``conv1d``, which needs channel-first copies and a slow depthwise kernel
+    on GPUs; under ``torch.compile`` the whole function becomes one fused kernel.
     """
-    width = weight.shape[-1]
-    xt = x.transpose(1, 2)
+    T, width = x.shape[1], weight.shape[-1]
     if state is None:
-        state = xt.new_zeros(xt.shape[0], xt.shape[1], width - 1)
-    xt = torch.cat([state.to(xt.dtype), xt], dim=-1)
-    y = F.conv1d(xt, weight.to(xt.dtype), groups=xt.shape[1])
-    return F.silu(y).transpose(1, 2), xt[..., -(width - 1) :]
+        history = F.pad(x, (0, 0, width - 1, 0))  # [B, W-1+T, D]
+    else:
+        history = torch.cat([state.transpose(1, 2).to(x.dtype), x], dim=1)
+    ct = _compute_dtype(x)
+    w = weight[:, 0, :].to(ct)  # [D, W]
+    y = history[:, :T].to(ct) * w[:, 0]
+    for i in range(1, width):
+        y = y + history[:, i : i + T].to(ct) * w[:, i]
+    return F.silu(y).to(x.dtype), history[:, T:].transpose(1, 2)
 
 
 def gated_delta_rule_recurrent(

@@ -1,0 +1,121 @@
+"""The backbone's inference speed-ups compute the same function as the plain path.
+
+CPU tests cover the logic (fused projections, the shifted-sum convolution, regional compilation); the GPU
+tests (skipped without CUDA) check CUDA-graph capture and the combined fast path against float32 eager.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mrirecon.nirvana import NirvanaConfig, NirvanaModel, fla_available
+from mrirecon.nirvana.ops import short_conv
+from mrirecon.speed import cuda_graphed
+
+ROOT = Path(__file__).parents[1]
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def tiny_model(seed=0, device="cpu"):
+    cfg = NirvanaConfig.from_json_file(ROOT / "backbone" / "tiny" / "config.json")
+    torch.manual_seed(seed)
+    model = NirvanaModel(cfg)
+    model.reset_parameters(seed)
+    with torch.no_grad():  # the init zeroes the low-rank second factors; make every path count
+        for name, p in model.named_parameters():
+            if "lora" in name or "o_proj_attn" in name:
+                p.normal_(0, 0.05)
+    return model.to(device).eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_short_conv_equals_depthwise_conv1d(with_state):
+    B, T, D, W = 2, 9, 6, 4
+    x, w = torch.randn(B, T, D, dtype=torch.float64), torch.randn(D, 1, W, dtype=torch.float64)
+    state = torch.randn(B, D, W - 1, dtype=torch.float64) if with_state else torch.zeros(B, D, W - 1).double()
+    padded = torch.cat([state, x.transpose(1, 2)], dim=-1)
+    ref = F.silu(F.conv1d(padded, w, groups=D)).transpose(1, 2)
+    y, new_state = short_conv(x, w, state if with_state else None)
+    assert rel(y, ref) < 1e-12
+    assert torch.equal(new_state, padded[..., -(W - 1) :])
+
+
+def test_short_conv_state_carries_across_calls():
+    x, w = torch.randn(1, 7, 5), torch.randn(5, 1, 4)
+    full, _ = short_conv(x, w)
+    a, s = short_conv(x[:, :2], w)
+    b, s = short_conv(x[:, 2:3], w, s)
+    c, _ = short_conv(x[:, 3:], w, s)
+    assert rel(torch.cat([a, b, c], 1), full) < 1e-6
+
+
+def test_fused_projections_match_and_stay_out_of_the_state_dict():
+    model = tiny_model()
+    x = torch.randn(2, 37, model.config.hidden_size)
+    ref = model(inputs_embeds=x).last_hidden_state
+    keys = set(model.state_dict())
+    model.fuse_projections()
+    assert set(model.state_dict()) == keys
+    assert rel(model(inputs_embeds=x).last_hidden_state, ref) < 1e-6
+    model.to(torch.float64)  # the fused copy follows dtype moves
+    assert rel(model(inputs_embeds=x.double()).last_hidden_state, ref) < 1e-5
+
+
+def test_compiled_blocks_match_eager():
+    model = tiny_model(seed=1)
+    x = torch.randn(1, 21, model.config.hidden_size)
+    ref = model(inputs_embeds=x, trigger="token").last_hidden_state
+    model.fuse_projections().compile_blocks()
+    with torch.inference_mode():
+        out = model(inputs_embeds=x, trigger="token").last_hidden_state
+    assert rel(out, ref) < 1e-5
+
+
+def test_cuda_graphed_rejects_host_tensors():
+    with pytest.raises(ValueError, match="argument 0 must be a CUDA tensor"):
+        cuda_graphed(lambda t: t * 2, torch.ones(3))
+
+
+@gpu
+def test_cuda_graph_replays_the_eager_result_for_new_inputs():
+    model = tiny_model(device="cuda")
+    fwd = lambda x: model(inputs_embeds=x).last_hidden_state  # noqa: E731
+    x0 = torch.randn(2, 50, model.config.hidden_size, device="cuda")
+    with torch.inference_mode():
+        graphed = cuda_graphed(fwd, x0)
+        for _ in range(3):
+            x = torch.randn_like(x0)
+            out = graphed(x).clone()
+            assert torch.equal(out, fwd(x))
+        with pytest.raises(ValueError, match="captured as"):
+            graphed(torch.randn(1, 50, model.config.hidden_size, device="cuda"))
+
+
+@gpu
+@pytest.mark.parametrize("backend", ["torch", "fla"])
+def test_full_fast_path_matches_float32_eager(backend):
+    if backend == "fla" and not fla_available():
+        pytest.skip("fla-core not installed")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    ref_model = tiny_model(device="cuda")
+    x = torch.randn(2, 402, ref_model.config.hidden_size, device="cuda")
+    with torch.inference_mode():
+        ref = ref_model(inputs_embeds=x).last_hidden_state
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        if backend == "fla" and dtype == torch.float32:
+            continue  # fla computes in bf16
+        model = tiny_model(device="cuda").to(dtype).fuse_projections().compile_blocks()
+        model.backend = backend
+        fwd = lambda x, m=model: m(inputs_embeds=x).last_hidden_state  # noqa: E731
+        with torch.inference_mode():
+            out = cuda_graphed(fwd, x.to(dtype))(x.to(dtype))
+        assert rel(out, ref) < tol, (dtype, rel(out, ref))
