@@ -29,6 +29,7 @@ VARIANTS = {  # name: (backend, fuse, compile, graph)
     "compile-fuse-fla": ("fla", True, True, False),
     "graph-compile-fuse-fla": ("fla", True, True, True),
     "graph-compile-fuse-torch": ("torch", True, True, True),
+    "graph-autotune-fuse-fla": ("fla", True, "max-autotune-no-cudagraphs", True),
 }
 
 
@@ -69,7 +70,7 @@ def main() -> None:
         if fuse:
             model.fuse_projections()
         if compile_:
-            model.compile_blocks()
+            model.compile_blocks(**({"mode": compile_} if isinstance(compile_, str) else {}))
         for b, x32 in inputs.items():
             x = x32.to(torch.bfloat16)
             try:
