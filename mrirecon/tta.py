@@ -89,7 +89,10 @@ def adapt(
     backbone = getattr(net, "backbone", None)
     layers = backbone.num_trigger_layers if backbone is not None else 0
     if layers == 0:
-        raise ValueError("test-time adaptation needs a backbone with Trigger layers (nirvana)")
+        name = getattr(backbone, "name", None)
+        raise ValueError(
+            f"test-time adaptation needs a backbone with Trigger layers (nirvana); backbone {name!r} has none"
+        )
     device = kspace.device
     mask = np.asarray(mask, dtype=bool)
     inp, loss_lines, stop_lines = split_lines(mask, num_low_frequencies, cfg)

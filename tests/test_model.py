@@ -28,7 +28,7 @@ def _batch(B=2, C=3, H=48, W=40, seed=0):
 
 
 @pytest.mark.parametrize("order", ["twice", "raster", "bidirectional"])
-@pytest.mark.parametrize("backbone", ["nirvana", "gated-deltanet", "none"])
+@pytest.mark.parametrize("backbone", ["nirvana", "gated-deltanet", "transformer", "none"])
 def test_any_size_and_coil_count(order, backbone):
     net = ReconModel(backbone=backbone, token_order=order, patch_size=8, **SMALL)
     for C, H, W in [(3, 48, 40), (5, 70, 36)]:  # readout-oversampled, sizes not divisible by the patch

@@ -1,8 +1,10 @@
-"""Frozen backbones the codecs can wrap, by name: ``nirvana`` (default), ``gated-deltanet``, ``none``.
+"""Frozen backbones the codecs can wrap, by name: ``nirvana`` (default), ``gated-deltanet``, ``transformer``,
+``none``.
 
 Every entry maps ``inputs_embeds [B,T,D] -> hidden [B,T,D]``, never trains (``requires_grad=False``,
 always in eval mode), and carries a ``reference`` (name, config, weights source, sha256) that codec
-checkpoints store instead of the weights.
+checkpoints store instead of the weights. ``transformer`` is a Llama-style causal decoder of Hugging Face
+``transformers`` (the optional extra ``mrirecon[transformer]``) sized like the chosen Nirvana config.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
 BACKBONE_DIR = Path(__file__).resolve().parents[2] / "backbone"
 CONFIG_ALIASES = {"tiny": "tiny/config.json", "1.3B": "nirvana-1.3B/config.json"}
-BACKBONES = ("nirvana", "gated-deltanet", "none")
+BACKBONES = ("nirvana", "gated-deltanet", "transformer", "none")
+TRANSFORMER_EXTRA = "transformer"
 
 
 def resolve_backbone_config(name_or_path: str) -> NirvanaConfig:
@@ -58,9 +61,12 @@ class FrozenBackbone(nn.Module):
         return self.body.config.logit_dim if isinstance(self.body, NirvanaModel) else 0
 
     def forward(self, embeds: Tensor, trigger: str | None = None, trigger_offsets: Tensor | None = None) -> Tensor:
+        """``trigger`` / ``trigger_offsets`` reach Nirvana bodies only; ``transformer`` and ``none`` ignore them."""
         if self.body is None:
             return embeds
-        return self.body(inputs_embeds=embeds, trigger=trigger, trigger_offsets=trigger_offsets).last_hidden_state
+        if isinstance(self.body, NirvanaModel):
+            return self.body(inputs_embeds=embeds, trigger=trigger, trigger_offsets=trigger_offsets).last_hidden_state
+        return self.body(inputs_embeds=embeds, use_cache=False).last_hidden_state
 
 
 def build_backbone(
@@ -76,21 +82,28 @@ def build_backbone(
 
     Args:
         name: ``nirvana`` | ``gated-deltanet`` (Nirvana with attention and Trigger off in every layer) |
+            ``transformer`` (Llama-style causal decoder of the config's hidden size, layer count, heads and
+            MLP size; RoPE, SDPA attention; seeded random weights only; no Trigger) |
             ``none`` (identity, width ``hidden_size`` or the config's).
         config: ``tiny``, ``1.3B`` or a config.json path (ignored when ``weights`` is given).
         weights: a directory with the official ``config.json`` + ``model.safetensors``; None for the
             seeded random initialisation.
-        seed: seed of the random initialisation.
-        trigger: default Trigger mode (``token``, ``off``, ``scan``).
+        seed: seed of the random initialisation. It is drawn from its own random stream: the caller's
+            global torch RNG is left as it was (so the codecs' initialisation follows the caller's seed).
+        trigger: default Trigger mode (``token``, ``off``, ``scan``; ignored by ``transformer`` and ``none``).
         dtype: the backbone's parameter and compute dtype (``float32``, ``bfloat16``).
     """
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if name == "transformer" and weights:
+        raise ValueError("the transformer backbone has seeded random weights only; leave backbone_weights unset")
     cfg = NirvanaConfig.from_json_file(Path(weights) / "config.json") if weights else resolve_backbone_config(config)
     ref: dict[str, Any] = {"name": name, "config": config if not weights else str(weights), "trigger": trigger}
     if name == "none":
         width = hidden_size or cfg.hidden_size
         return FrozenBackbone(name, None, width, {**ref, "weights": None, "sha256": None, "hidden_size": width})
+    if name == "transformer":
+        return _build_transformer(cfg, {**ref, "trigger": None}, seed, dtype)
     cfg = dataclasses.replace(cfg, trigger=trigger)
     if name == "gated-deltanet":
         cfg = dataclasses.replace(cfg, num_prelude_layers=cfg.num_hidden_layers)
@@ -103,12 +116,69 @@ def build_backbone(
         body = full.model if isinstance(full, NirvanaForCausalLM) else full
         ref.update(weights=str(weights), sha256=_file_sha256(Path(weights) / "model.safetensors"))
     else:
-        torch.manual_seed(seed)
-        body = NirvanaModel(cfg)
+        with torch.random.fork_rng(devices=[]):  # the default inits draw from the global RNG: keep the caller's
+            torch.manual_seed(seed)
+            body = NirvanaModel(cfg)
         body.reset_parameters(seed)
         on_meta = any(p.is_meta for p in body.parameters())
         ref.update(weights=f"random-init(seed={seed})", sha256=None if on_meta else state_hash(body))
     return FrozenBackbone(name, body.to(getattr(torch, dtype)), cfg.hidden_size, ref)
+
+
+def llama_config(cfg: NirvanaConfig) -> Any:
+    """The ``transformers.LlamaConfig`` sized like a Nirvana config: hidden size, layers, heads (no grouped
+    KV), MLP size (``cfg.mlp_size``), vocabulary, norm eps, init std, RoPE theta; SDPA attention, no cache."""
+    try:
+        from transformers import LlamaConfig
+    except ImportError as e:
+        raise ImportError(
+            "the 'transformer' backbone needs Hugging Face transformers; install the extra: "
+            f"pip install -c constraints.txt 'mrirecon[{TRANSFORMER_EXTRA}]' (or 'transformers>=5.6,<6')"
+        ) from e
+    return LlamaConfig(
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.mlp_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_heads,
+        hidden_act="silu",
+        max_position_embeddings=int(cfg.extra.get("max_position_embeddings", 32768)),
+        initializer_range=cfg.initializer_range,
+        rms_norm_eps=cfg.norm_eps,
+        use_cache=False,
+        pad_token_id=cfg.pad_token_id,
+        bos_token_id=cfg.bos_token_id,
+        eos_token_id=cfg.eos_token_id,
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": float(cfg.extra.get("rope_theta", 10000.0))},
+        attention_bias=False,
+        mlp_bias=False,
+        attn_implementation="sdpa",
+    )
+
+
+def _build_transformer(cfg: NirvanaConfig, ref: dict[str, Any], seed: int, dtype: str) -> FrozenBackbone:
+    """A seeded random ``LlamaModel`` (token embeddings kept, as in Nirvana's body, but never used)."""
+    config = llama_config(cfg)
+    import transformers
+
+    with torch.random.fork_rng(devices=[]):  # Hugging Face's init draws from the global RNG
+        torch.manual_seed(seed)
+        body = transformers.LlamaModel(config)
+    on_meta = any(p.is_meta for p in body.parameters())
+    ref.update(
+        weights=f"random-init(seed={seed})",
+        sha256=None if on_meta else state_hash(body),
+        architecture="llama",
+        attn_implementation="sdpa",
+        transformers=transformers.__version__,
+    )
+    rope = dict(body.rotary_emb.named_buffers(recurse=False))
+    body = body.to(getattr(torch, dtype))
+    for key, buf in rope.items():  # RoPE frequencies stay float32 (bfloat16 would round them)
+        setattr(body.rotary_emb, key, buf)
+    return FrozenBackbone("transformer", body, cfg.hidden_size, ref)
 
 
 def _load_partial(weights: str, cfg: NirvanaConfig) -> NirvanaModel:
