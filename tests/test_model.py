@@ -247,3 +247,22 @@ def test_bf16_autocast_forward_and_backward():
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     out.mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_centre_sensitivity_model_equals_fastmri_per_sample():
+    from fastmri.models.varnet import SensitivityModel
+
+    from mrirecon.codecs.sensitivity import CentreSensitivityModel
+
+    torch.manual_seed(0)
+    ref, ours = SensitivityModel(4, 2), CentreSensitivityModel(4, 2)
+    ours.load_state_dict(ref.state_dict())
+    mask = torch.zeros(3, 1, 1, 24, 1, dtype=torch.bool)
+    mask[..., ::3, :] = True
+    mask[..., 10:14, :] = True
+    kspace = torch.randn(3, 4, 32, 24, 2) * mask
+    widths = torch.tensor([4, 2, 0])  # 0: read off the mask
+    with torch.no_grad():
+        expected = torch.cat([ref(kspace[i : i + 1], mask[i : i + 1], int(widths[i])) for i in range(3)])
+        assert torch.allclose(ours(kspace, mask, widths), expected, atol=1e-6)
+        assert torch.allclose(ours(kspace, mask, None), ref(kspace, mask, None), atol=1e-6)

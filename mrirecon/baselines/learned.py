@@ -14,6 +14,8 @@ from fastmri.data.transforms import normalize_instance
 from fastmri.models import Unet, VarNet
 from torch import Tensor, nn
 
+from ..codecs.sensitivity import CentreSensitivityModel
+
 __all__ = ["LEARNED", "UNetBaseline", "VarNetBaseline", "zero_filled_rss"]
 
 LowFreqs = Tensor | int | None
@@ -22,22 +24,6 @@ LowFreqs = Tensor | int | None
 def zero_filled_rss(masked_kspace: Tensor) -> Tensor:
     """``[B, C, H, W, 2] -> [B, H, W]``: RSS over coils of the centred orthonormal inverse FFT."""
     return fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(masked_kspace)), dim=1)
-
-
-def _as_int_or_none(num_low_frequencies: LowFreqs) -> int | None:
-    """A single ACS width for the whole batch (None: infer from the mask)."""
-    if num_low_frequencies is None:
-        return None
-    if isinstance(num_low_frequencies, Tensor):
-        flat = num_low_frequencies.reshape(-1)
-        if flat.numel() == 0:
-            return None
-        if not bool((flat == flat[0]).all()):
-            raise ValueError("num_low_frequencies differs within the batch")
-        value = int(flat[0])
-    else:
-        value = int(num_low_frequencies)
-    return value if value > 0 else None
 
 
 class VarNetBaseline(nn.Module):
@@ -64,20 +50,12 @@ class VarNetBaseline(nn.Module):
             chans=chans,
             pools=pools,
         )
+        # fastmri's own sensitivity network with per-sample ACS widths and no host synchronisation
+        sens = self.varnet.sens_net
+        self.varnet.sens_net = CentreSensitivityModel(sens_chans, sens_pools, mask_center=sens.mask_center)
 
     def forward(self, masked_kspace: Tensor, mask: Tensor, num_low_frequencies: LowFreqs = None) -> Tensor:
-        mask = mask.bool()
-        if isinstance(num_low_frequencies, Tensor) and num_low_frequencies.numel() > 1:
-            flat = num_low_frequencies.reshape(-1)
-            if not bool((flat == flat[0]).all()):
-                # fastmri's sensitivity model takes one ACS width per call: run sample by sample.
-                return torch.cat(
-                    [
-                        self.varnet(masked_kspace[i : i + 1], mask[i : i + 1], _as_int_or_none(flat[i]))
-                        for i in range(masked_kspace.shape[0])
-                    ]
-                )
-        return self.varnet(masked_kspace, mask, _as_int_or_none(num_low_frequencies))
+        return self.varnet(masked_kspace, mask.bool(), num_low_frequencies)
 
 
 class UNetBaseline(nn.Module):

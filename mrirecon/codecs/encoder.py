@@ -1,6 +1,6 @@
 """K-space encoder: measured multi-coil k-space -> a token sequence in the backbone's hidden space.
 
-masked k-space [B,C,H,W,2] -> learned coil sensitivities S (fastmri's SensitivityModel)
+masked k-space [B,C,H,W,2] -> learned coil sensitivities S (fastmri's SensitivityModel, per-sample ACS widths)
 -> SENSE-combined start image x0 = sum_c conj(S_c) IFFT(y_c)   [B,1,H,W,2]
 -> normalised by a per-scan scale -> 2-channel conv stem -> p x p patches (token_dim) -> D channels
 -> + projected 2-D Fourier position code (the backbone has no positions) -> LayerNorm -> [B,N,D]
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import fastmri
 import torch
 import torch.nn.functional as F
-from fastmri.models.varnet import SensitivityModel
 from torch import Tensor, nn
+
+from .sensitivity import CentreSensitivityModel
 
 
 @dataclass
@@ -26,15 +27,6 @@ class Encoded:
     scale: Tensor  # [B, 1, 1, 1, 1]
     grid: tuple[int, int]  # patches along H and W
     size: tuple[int, int]  # image size H, W (before padding to the patch grid)
-
-
-def batch_num_low_frequencies(n: Tensor | int | None) -> int | None:
-    """fastmri's sensitivity model takes one int per batch: a shared value, or None to read it off
-    each mask."""
-    if isinstance(n, Tensor):
-        flat = n.flatten()
-        return int(flat[0]) if flat.numel() and bool((flat == flat[0]).all()) else None
-    return n
 
 
 def fourier_position_code(gh: int, gw: int, features: int, device: torch.device) -> Tensor:
@@ -60,7 +52,7 @@ class KSpaceEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.patch_size, self.pos_features = patch_size, pos_features
-        self.sens_net = SensitivityModel(sens_chans, sens_pools, mask_center=True)
+        self.sens_net = CentreSensitivityModel(sens_chans, sens_pools, mask_center=True)
         self.stem = nn.Sequential(
             nn.Conv2d(2, stem_chans, 3, padding=1),
             nn.SiLU(),
@@ -73,7 +65,7 @@ class KSpaceEncoder(nn.Module):
         self.norm = nn.LayerNorm(hidden_size)
 
     def forward(self, masked_kspace: Tensor, mask: Tensor, num_low_frequencies: Tensor | int | None) -> Encoded:
-        sens = self.sens_net(masked_kspace, mask, batch_num_low_frequencies(num_low_frequencies))
+        sens = self.sens_net(masked_kspace, mask, num_low_frequencies)
         x0 = fastmri.complex_mul(fastmri.ifft2c(masked_kspace), fastmri.complex_conj(sens)).sum(1, keepdim=True)
         # Per-scan scale: raw fastMRI units are ~1e-5..1e-3; the codecs work near unit scale.
         scale = fastmri.complex_abs(x0).flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)

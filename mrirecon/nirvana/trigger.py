@@ -75,7 +75,8 @@ class TriggerBank(nn.Module):
         c, _, r = self.weight_linear.shape
         U = self.weight_linear.to(x.dtype)
         xU = (x @ U.reshape(c, c * r)).unflatten(-1, (c, r))  # [B,T,c,r]
-        z = (xU @ p.alpha.unsqueeze(-1)).squeeze(-1) + p.kappa @ self.bias_linear.to(x.dtype).T
+        # Per-token contractions as multiply + sum: batched 64x32 matrix-vector products run as tiny GEMMs.
+        z = (xU * p.alpha.unsqueeze(-2)).sum(-1) + p.kappa @ self.bias_linear.to(x.dtype).T
         var, mean = torch.var_mean(z, dim=-1, unbiased=False, keepdim=True)
         sigma = torch.sqrt(var + LN_EPS)
         z_hat = (z - mean) / sigma
@@ -96,7 +97,7 @@ class TriggerBank(nn.Module):
         err = fs.out - v  # [B,T,c]
         g_z = fs.gain * err / fs.sigma  # approximate dL/dz
         grads = (
-            (fs.x_bank.transpose(-1, -2) @ g_z.unsqueeze(-1)).squeeze(-1),  # alpha
+            (fs.x_bank * g_z.unsqueeze(-1)).sum(-2),  # alpha
             (err * fs.z_hat) @ self.weight_ln.to(dt),  # gamma
             g_z @ self.bias_linear.to(dt),  # kappa
             err @ self.bias_ln.to(dt),  # delta
