@@ -69,19 +69,50 @@ def test_fused_projections_match_and_stay_out_of_the_state_dict():
     assert rel(model(inputs_embeds=x.double()).last_hidden_state, ref) < 1e-5
 
 
-def test_compiled_blocks_match_eager():
-    model = tiny_model(seed=1)
-    x = torch.randn(1, 21, model.config.hidden_size)
-    ref = model(inputs_embeds=x, trigger="token").last_hidden_state
-    model.fuse_projections().compile_blocks()
+def small_recon(device="cpu"):
+    from mrirecon.codecs import ReconModel
+
+    torch.manual_seed(0)
+    kw = dict(stem_chans=4, token_dim=16, sens_chans=4, sens_pools=2, num_cascades=1, chans=4, pools=2)
+    net = ReconModel(backbone="nirvana", backbone_config="tiny", patch_size=8, **kw).to(device).eval()
+    mask = torch.zeros(2, 1, 1, 32, 1, dtype=torch.bool, device=device)
+    mask[..., ::3, :] = True
+    mask[..., 14:18, :] = True
+    kspace = torch.randn(2, 3, 32, 32, 2, device=device) * mask
+    return net, kspace, mask
+
+
+def test_optimized_model_matches_eager():
+    """Fused projections, regional compilation of the backbone blocks and of fastmri's U-Nets: same output."""
+    from mrirecon.speed import optimize_for_inference
+
+    net, kspace, mask = small_recon()
     with torch.inference_mode():
-        out = model(inputs_embeds=x, trigger="token").last_hidden_state
-    assert rel(out, ref) < 1e-5
+        ref = net(kspace, mask, 4)
+        optimize_for_inference(net)
+        assert net.backbone.body.layers[1].mixer.fused_in_weight is not None
+        assert rel(net(kspace, mask, 4), ref) < 1e-5
 
 
 def test_cuda_graphed_rejects_host_tensors():
     with pytest.raises(ValueError, match="argument 0 must be a CUDA tensor"):
         cuda_graphed(lambda t: t * 2, torch.ones(3))
+
+
+@gpu
+def test_fast_reconstruction_matches_eager_on_gpu():
+    from mrirecon.speed import cuda_graphed, optimize_for_inference
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    net, kspace, mask = small_recon("cuda")
+    with torch.inference_mode():
+        ref = net(kspace, mask, 4).clone()
+        optimize_for_inference(net)
+        fast = cuda_graphed(lambda k, m: net(k, m, 4), kspace, mask)
+        assert rel(fast(kspace, mask), ref) < 1e-5
+        kspace2 = torch.randn_like(kspace) * mask
+        assert rel(fast(kspace2, mask), net(kspace2, mask, 4)) < 1e-5
 
 
 @gpu

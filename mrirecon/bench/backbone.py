@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..nirvana import NirvanaConfig, NirvanaModel
+from ..speed import optimize_for_inference
 from .report import finish, new_row, recorded_errors
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
@@ -67,6 +68,8 @@ def bench_backbone(args: argparse.Namespace, batches: list[int]) -> list[dict[st
             )
             reset_peak(device)
             with recorded_errors(row), torch.inference_mode():
+                if mode == "fast":
+                    optimize_for_inference(model)
                 fn = wrap(lambda e: model(inputs_embeds=e, trigger=args.trigger).last_hidden_state, mode, (x,))
                 sec = time_fn(lambda x=x, fn=fn: fn(x), device, args.repeats, args.warmup)
                 finish(row, sec, batch, batch * args.tokens, "tokens/s")

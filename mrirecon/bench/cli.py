@@ -28,6 +28,9 @@ def _common(cuda: bool) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="un-timed calls first")
     p.add_argument("--compile", action="store_true", help="also time torch.compile(fn)")
     p.add_argument("--graph", action="store_true", help="also time mrirecon.speed.cuda_graphed(fn) (CUDA)")
+    p.add_argument(
+        "--fast", action="store_true", help="also time the fast path: speed.optimize_for_inference, then a graph"
+    )
     p.add_argument("--backend", default="torch", choices=["torch", "recurrent", "fla"], help="backbone kernels")
     p.add_argument("--json", type=Path, default=argparse.SUPPRESS, help="append results as JSON lines")
     p.add_argument("--markdown", type=Path, default=argparse.SUPPRESS, help="write the Markdown table")
@@ -93,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[dict]:
     """The rows of the asked benches, in one process."""
-    args.modes = ["eager"] + ["compile"] * args.compile + ["graph"] * args.graph
+    args.modes = ["eager"] + ["compile"] * args.compile + ["graph"] * args.graph + ["fast"] * args.fast
     if args.what == "backbone":
         args.dtype = args.dtype or ("bf16" if args.device.startswith("cuda") else "fp32")
         return bench_backbone(args, args.batch)
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = parser()
     args = p.parse_args(argv)
-    if args.graph and not args.device.startswith("cuda"):
+    if (args.graph or args.fast) and not args.device.startswith("cuda"):
         p.error("--graph needs a CUDA device")
     rows = run(args)
     if args.json:

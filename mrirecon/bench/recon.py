@@ -22,6 +22,7 @@ from ..codecs import ReconModel
 from ..codecs.decoder import FloatNormUnet
 from ..data.masks import STANDARD_PAIRS, make_mask_func, sample_mask
 from ..module import ReconModule
+from ..speed import optimize_for_inference
 from ..tta import TTAConfig
 from .report import finish, new_row, recorded_errors
 from .timing import (
@@ -147,6 +148,8 @@ def _time_rows(
         row.update(shape=f"kspace {list(inputs[0].shape)}", bytes=param_bytes(net) + extra_bytes)
         reset_peak(device)
         with recorded_errors(row), fp32_precision(args.precision):
+            if mode == "fast":
+                optimize_for_inference(net)
             step = make_step(mode, inputs)
             finish(row, time_fn(lambda s=step: s(*inputs), device, args.repeats, args.warmup), batch, batch, "slices/s")
         row["peak_mem_gib"] = peak_gib(device)
@@ -219,7 +222,7 @@ def _train_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
                 opt.step()
                 return loss.detach()
 
-            return wrap(step, "graph" if mode == "graph" else "eager", inputs)
+            return wrap(step, "graph" if mode in ("graph", "fast") else "eager", inputs)
 
         inputs = (k, m, target, maxval)
         image_bytes = tensor_bytes(target)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 PRECISIONS = ("32", "tf32", "bf16-mixed")
-MODES = ("eager", "compile", "graph")
+MODES = ("eager", "compile", "graph", "fast")
 
 
 def cpu_name() -> str:
@@ -107,13 +107,14 @@ def with_autocast(fn: Callable[..., Any], mode: str, device: torch.device) -> Ca
 
 def wrap(fn: Callable[..., Tensor], mode: str, example_args: tuple[Tensor, ...]) -> Callable[..., Tensor]:
     """The timed callable for a mode: ``eager`` (fn itself), ``compile`` (``torch.compile(fn)``) or ``graph``
-    (``mrirecon.speed.cuda_graphed(fn, *example_args)``: captured once on static CUDA inputs, replayed)."""
+    (``mrirecon.speed.cuda_graphed(fn, *example_args)``: captured once on static CUDA inputs, replayed) or ``fast``
+    (a graph of a model prepared by ``mrirecon.speed.optimize_for_inference``)."""
     if mode == "eager":
         return fn
     if mode == "compile":
         torch.compiler.reset()  # a fresh cache per row: no recompilation with dynamic shapes across batches
         return torch.compile(fn, dynamic=False)
-    if mode == "graph":
+    if mode in ("graph", "fast"):  # fast: the model went through speed.optimize_for_inference first
         from ..speed import cuda_graphed  # imported only when asked for
 
         return cuda_graphed(fn, *example_args)
