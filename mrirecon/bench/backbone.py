@@ -10,7 +10,7 @@ import torch
 
 from ..nirvana import NirvanaConfig, NirvanaModel
 from ..speed import optimize_for_inference
-from .report import finish, new_row, recorded_errors
+from .report import emit, finish, new_row, recorded_errors
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
 BACKBONES = Path(__file__).resolve().parents[2] / "backbone"
@@ -73,8 +73,9 @@ def bench_backbone(args: argparse.Namespace, batches: list[int]) -> list[dict[st
                 fn = wrap(lambda e: model(inputs_embeds=e, trigger=args.trigger).last_hidden_state, mode, (x,))
                 sec = time_fn(lambda x=x, fn=fn: fn(x), device, args.repeats, args.warmup)
                 finish(row, sec, batch, batch * args.tokens, "tokens/s")
+                row["backend"] = model.backend  # the fast path may have switched to fla
                 row["tokens_per_s"] = row["throughput"]
             row["peak_mem_gib"] = peak_gib(device)
-            rows.append(row)
+            rows.append(emit(row))
             del x
     return rows

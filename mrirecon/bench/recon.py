@@ -24,7 +24,7 @@ from ..data.masks import STANDARD_PAIRS, make_mask_func, sample_mask
 from ..module import ReconModule
 from ..speed import optimize_for_inference
 from ..tta import TTAConfig
-from .report import finish, new_row, recorded_errors
+from .report import emit, finish, new_row, recorded_errors
 from .timing import (
     autocast,
     count_flops,
@@ -66,8 +66,7 @@ def build_ours(args: argparse.Namespace, device: torch.device) -> nn.Module:
         net, _ = load_codec(args.codec, device=device, backbone_dtype=init["backbone_dtype"])
     else:
         torch.manual_seed(0)
-        with torch.device(device):
-            net = ReconModel(**init)
+        net = ReconModel(**init)  # built on the CPU: the backbone's seeded init draws from a CPU generator
     if net.backbone.body is not None:
         net.backbone.body.backend = args.backend
     return net.to(device)
@@ -153,7 +152,7 @@ def _time_rows(
             step = make_step(mode, inputs)
             finish(row, time_fn(lambda s=step: s(*inputs), device, args.repeats, args.warmup), batch, batch, "slices/s")
         row["peak_mem_gib"] = peak_gib(device)
-        rows.append(row)
+        rows.append(emit(row))
     return rows
 
 
@@ -256,5 +255,5 @@ def bench_tta(args: argparse.Namespace) -> list[dict]:
             finish(row, sec, args.tta_slices, args.tta_slices, "slices/s")
             row["steps_run"] = rec.last_tta_report.steps_run if rec.last_tta_report else 0
         row["peak_mem_gib"] = peak_gib(device)
-        rows.append(row)
+        rows.append(emit(row))
     return rows

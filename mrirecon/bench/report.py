@@ -92,6 +92,12 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r["ratio_vs_varnet"] = r["ms"] / varnet[key(r)]
 
 
+def emit(row: dict[str, Any]) -> dict[str, Any]:
+    """Print a finished row at once (``row {...}``), so that a run stopped part-way still shows what it measured."""
+    print("row " + json.dumps(row, default=str), flush=True)
+    return row
+
+
 def write_json(rows: list[dict[str, Any]], path: Path) -> None:
     """Append one JSON object per row (NaN written as null)."""
     clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
