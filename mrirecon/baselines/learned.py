@@ -14,7 +14,7 @@ from fastmri.data.transforms import normalize_instance
 from fastmri.models import Unet, VarNet
 from torch import Tensor, nn
 
-from ..codecs.sensitivity import CentreSensitivityModel
+from ..codecs.sensitivity import CascadeBlock, CentreSensitivityModel
 
 __all__ = ["LEARNED", "UNetBaseline", "VarNetBaseline", "zero_filled_rss"]
 
@@ -53,6 +53,7 @@ class VarNetBaseline(nn.Module):
         # fastmri's own sensitivity network with per-sample ACS widths and no host synchronisation
         sens = self.varnet.sens_net
         self.varnet.sens_net = CentreSensitivityModel(sens_chans, sens_pools, mask_center=sens.mask_center)
+        self.varnet.cascades = nn.ModuleList(CascadeBlock(block.model) for block in self.varnet.cascades)
 
     def forward(self, masked_kspace: Tensor, mask: Tensor, num_low_frequencies: LowFreqs = None) -> Tensor:
         return self.varnet(masked_kspace, mask.bool(), num_low_frequencies)

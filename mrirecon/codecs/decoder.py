@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import fastmri
 import torch
-from fastmri.models.varnet import NormUnet, VarNetBlock
+from fastmri.models.varnet import NormUnet
 from torch import Tensor, nn
 
 from .encoder import Encoded
+from .sensitivity import CascadeBlock
 
 
 class FloatNormUnet(NormUnet):
@@ -46,7 +47,7 @@ class ImageDecoder(nn.Module):
         )
         nn.init.zeros_(self.head[-1].weight)  # start from x0: the residual begins at zero
         nn.init.zeros_(self.head[-1].bias)
-        self.cascades = nn.ModuleList(VarNetBlock(FloatNormUnet(chans, pools)) for _ in range(num_cascades))
+        self.cascades = nn.ModuleList(CascadeBlock(FloatNormUnet(chans, pools)) for _ in range(num_cascades))
 
     def image(self, hidden: Tensor, enc: Encoded) -> Tensor:
         """The decoded complex image before data consistency, at scanner scale. -> [B,1,H,W,2]."""

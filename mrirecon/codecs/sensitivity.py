@@ -1,10 +1,11 @@
-"""Coil sensitivities from the calibration centre, without host synchronisation."""
+"""fastmri's sensitivity network and cascade block, free of host synchronisation and host-to-device copies
+(CUDA-graph capture, unbroken torch.compile graphs)."""
 
 from __future__ import annotations
 
 import fastmri
 import torch
-from fastmri.models.varnet import SensitivityModel
+from fastmri.models.varnet import SensitivityModel, VarNetBlock
 from torch import Tensor
 
 
@@ -30,10 +31,25 @@ class CentreSensitivityModel(SensitivityModel):
         """-> bool mask [B,1,1,W,1] that keeps the ACS columns of each sample."""
         B = mask.shape[0]
         _, from_mask = self.get_pad_and_num_low_freqs(mask, None)  # [B]
-        n = torch.zeros(B, dtype=torch.long, device=mask.device) if num_low_frequencies is None else num_low_frequencies
-        n = torch.as_tensor(n, device=mask.device).to(torch.long).reshape(-1).expand(B)
+        if isinstance(num_low_frequencies, Tensor):
+            n = num_low_frequencies.to(device=mask.device, dtype=torch.long).reshape(-1).expand(B)
+        else:  # filled on the device: no host-to-device copy
+            n = torch.full((B,), int(num_low_frequencies or 0), dtype=torch.long, device=mask.device)
         n = torch.where(n > 0, n, from_mask)
         lo = (width - n + 1) // 2
         cols = torch.arange(width, device=mask.device)
         keep = (cols >= lo[:, None]) & (cols < (lo + n)[:, None])  # [B, W]
         return keep.view(B, 1, 1, width, 1)
+
+
+class CascadeBlock(VarNetBlock):
+    """fastmri's ``VarNetBlock`` (soft data consistency + U-Net refinement; same weights and keys) without the
+    host-made zero tensor that fastmri copies to the device on every call, which CUDA-graph capture forbids.
+
+    current_kspace, ref_kspace [B,C,H,W,2], mask [B,1,1,W,1] bool, sens_maps [B,C,H,W,2] -> kspace [B,C,H,W,2].
+    """
+
+    def forward(self, current_kspace: Tensor, ref_kspace: Tensor, mask: Tensor, sens_maps: Tensor) -> Tensor:
+        soft_dc = torch.where(mask, current_kspace - ref_kspace, 0.0) * self.dc_weight
+        model_term = self.sens_expand(self.model(self.sens_reduce(current_kspace, sens_maps)), sens_maps)
+        return current_kspace - soft_dc - model_term
