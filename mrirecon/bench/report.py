@@ -111,16 +111,17 @@ def header(rows: list[dict[str, Any]]) -> str:
     import fastmri
 
     r = rows[0] if rows else {}
-    cuda = f"CUDA {torch.version.cuda}, " if torch.version.cuda else ""
+    software = f"PyTorch {r.get('torch', torch.__version__)}"
+    if r.get("torch", torch.__version__) == torch.__version__:  # measured here: name the rest of this stack
+        cuda = f"CUDA {torch.version.cuda}, " if torch.version.cuda else ""
+        software += f", {cuda}fastmri {fastmri.__version__}, Python {platform.python_version()}"
     ceilings = []
     if r.get("matmul_ceiling_tflops"):
         ceilings.append(f"bf16 matmul ceiling {r['matmul_ceiling_tflops']:.0f} TFLOP/s")
     if r.get("copy_ceiling_gbps"):
         ceilings.append(f"copy ceiling {r['copy_ceiling_gbps']:.0f} GB/s")
-    return (
-        f"Machine: {r.get('device', '?')}; PyTorch {torch.__version__}, {cuda}fastmri {fastmri.__version__}, "
-        f"Python {platform.python_version()}; {date.today().isoformat()}"
-        + (f"; {', '.join(ceilings)}" if ceilings else "")
+    return f"Machine: {r.get('device', '?')}; {software}; {date.today().isoformat()}" + (
+        f"; {', '.join(ceilings)}" if ceilings else ""
     )
 
 
