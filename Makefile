@@ -43,8 +43,9 @@ app: $(STAMP)
 data: $(STAMP)
 	$(BIN)/python -m mrirecon.data.synth
 
+BENCH_ARGS ?= backbone
 bench: $(STAMP)
-	$(BIN)/python -m mrirecon.bench
+	$(BIN)/python -m mrirecon.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)
