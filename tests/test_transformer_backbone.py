@@ -7,12 +7,11 @@ import sys
 
 import pytest
 import torch
+from test_model import SMALL, _batch  # shared small codec sizes and a masked k-space batch
 
 from mrirecon.checkpoint import load_codec, save_codec
 from mrirecon.codecs import ReconModel, build_backbone, resolve_backbone_config
 from mrirecon.codecs.backbones import state_hash
-
-SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2)
 
 # Parameter counts of the 1.3B-sized entries (official 1.3B config.json, counted on the meta device), both with
 # their token embeddings (32000 x 2048 = 65,536,000; present in either body, unused with inputs_embeds):
@@ -20,15 +19,6 @@ SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, 
 # the transformer has 0.865x the parameters of Nirvana (its layers lack the gated-delta-rule mixer and Trigger).
 PARAMS_1P3B = {"transformer": 1_195_993_088, "nirvana": 1_382_799_296}
 EMBEDDINGS_1P3B = 32000 * 2048
-
-
-def _batch(B=2, C=3, H=48, W=40, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    k = torch.randn(B, C, H, W, 2, generator=g) * 1e-4
-    mask = torch.zeros(B, 1, 1, W, 1, dtype=torch.bool)
-    mask[..., ::4, :] = True
-    mask[..., W // 2 - 4 : W // 2 + 4, :] = True
-    return k * mask, mask
 
 
 def test_missing_transformers_names_the_extra(monkeypatch):
