@@ -64,6 +64,11 @@ def optimize_for_inference(model: nn.Module) -> nn.Module:
 
     if getattr(model, "_optimized_for_inference", False):
         return model
+    # One compiled graph per input shape and block type; several models or batch sizes in one process would
+    # exceed dynamo's default of 8 and silently fall back to eager code.
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     for module in list(model.modules()):
         if isinstance(module, NirvanaModel):
             module.fuse_projections().compile_blocks()
