@@ -17,7 +17,8 @@
 #   Writes OUT_DIR/study_s<SEED>_{test,shift}.{md,csv} (+ _per_volume.csv) and study_s<SEED>_training.csv (steps
 #   per codec), logs and codecs under runs/study/s<SEED>/, then OUT_DIR/study.md (python -m mrirecon.study_tables)
 #   from every seed present in OUT_DIR.
-# Environment (for a CPU smoke run): PYTHON, ACCELERATOR (gpu), DEVICE (cuda), PRESET (small), DATA (data/synth),
+# Environment: EPOCHS (train every variant for this many epochs instead of SECONDS_PER_RUN of wall time); for CPU
+# runs: PYTHON, ACCELERATOR (gpu), DEVICE (cuda), PRESET (small), DATA (data/synth),
 # WORKERS (8 data-loader workers).
 set -euo pipefail
 part=${1:-all}
@@ -30,6 +31,8 @@ preset=${PRESET:-small}
 data=${DATA:-data/synth}
 workers=${WORKERS:-8}
 max_time=$(printf '00:%02d:%02d:%02d' $((budget / 3600)) $((budget / 60 % 60)) $((budget % 60)))  # DD:HH:MM:SS
+limit=(--trainer.max_epochs 1000 --trainer.max_time "$max_time")  # the same wall-clock budget for every variant
+if [ -n "${EPOCHS:-}" ]; then limit=(--trainer.max_epochs "$EPOCHS"); fi  # or the same number of epochs
 case $part in
   part1) seeds=(0) ;;
   part2) seeds=(1) ;;
@@ -57,7 +60,7 @@ train() {  # seed, name, extra CLI arguments; a failed run is reported and left 
   mkdir -p "runs/study/s$seed"
   rm -rf "$dir"
   if $py -m mrirecon.fit fit --config codecs/tiny.yaml --seed_everything "$seed" --data.data_path "$data" \
-    --trainer.accelerator "$accel" --trainer.max_epochs 1000 --trainer.max_time "$max_time" \
+    --trainer.accelerator "$accel" "${limit[@]}" \
     --trainer.logger false --trainer.enable_progress_bar false --trainer.enable_checkpointing false \
     --trainer.callbacks '[]' --trainer.callbacks+=mrirecon.callbacks.ExportCodec \
     --trainer.callbacks.dirpath "$dir" --data.num_workers "$workers" "$@" > "$dir.log" 2>&1; then
