@@ -49,33 +49,54 @@ def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor, warmup: int =
     return replay
 
 
-def optimize_for_inference(model: nn.Module) -> nn.Module:
+def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels_last: bool = True) -> nn.Module:
     """In place, once: the fast path for a static-shape GPU call (then capture it with :func:`cuda_graphed`).
 
-    Every Nirvana backbone inside ``model`` gets fused input projections, regional ``torch.compile`` of its
-    blocks and, when it is bf16/fp16 and fla-core is installed, fla's gated-delta-rule kernel. Every fastmri
-    ``NormUnet`` (the U-Nets of sensitivity networks and refinement cascades, ours and E2E-VarNet's alike) is
-    compiled. FFTs and data consistency stay eager; under a CUDA graph their launch cost disappears. Weights
-    are unchanged (the fused copy is outside the state dict).
+    - Every Nirvana backbone gets fused input projections, regional ``torch.compile`` of its blocks and, when
+      it is bf16/fp16 and fla-core is installed, fla's gated-delta-rule kernel.
+    - The image-side modules are compiled as whole units (``whole_blocks``): our encoder and decoder, and
+      E2E-VarNet's sensitivity network and each cascade. Data consistency, the coil expand/reduce products
+      and the U-Net's normalisation then fuse into few kernels around the FFTs. With ``whole_blocks=False``
+      only the fastmri ``NormUnet``s are compiled (FFTs and data consistency stay eager).
+    - ``channels_last``: fastmri's U-Net convolutions keep NHWC weights and activations (cuDNN's fast layout
+      for bf16 convolutions with few channels).
+
+    Weights are unchanged (the fused copy is outside the state dict; memory format is not a value change).
     """
+    from fastmri.models.unet import Unet
     from fastmri.models.varnet import NormUnet
 
+    from .codecs.decoder import ImageDecoder
+    from .codecs.encoder import KSpaceEncoder
+    from .codecs.graph_safe import CascadeBlock, CentreSensitivityModel
     from .nirvana import NirvanaModel, fla_available
 
     if getattr(model, "_optimized_for_inference", False):
         return model
-    # One compiled graph per input shape and block type; several models or batch sizes in one process would
+    # One compiled graph per input shape and module type; several models or batch sizes in one process would
     # exceed dynamo's default of 8 and silently fall back to eager code.
     import torch._dynamo
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    for module in list(model.modules()):
+    units = (KSpaceEncoder, ImageDecoder, CentreSensitivityModel, CascadeBlock) if whole_blocks else ()
+    units += (NormUnet,)
+    for module in model.modules():
         if isinstance(module, NirvanaModel):
             module.fuse_projections().compile_blocks()
             low_precision = next(module.parameters()).dtype in (torch.bfloat16, torch.float16)
             if low_precision and module.backend == "torch" and fla_available():
                 module.backend = "fla"  # fla's kernel computes in bf16: only for a bf16/fp16 backbone
-        elif isinstance(module, NormUnet):
-            module.compile()
+        elif channels_last and isinstance(module, Unet):
+            module.to(memory_format=torch.channels_last)
+    _compile_outermost(model, units)
     model._optimized_for_inference = True
     return model
+
+
+def _compile_outermost(module: nn.Module, units: tuple[type, ...]) -> None:
+    """``torch.compile`` each outermost submodule of a type in ``units`` (nested ones are traced inside it)."""
+    for child in module.children():
+        if isinstance(child, units):
+            child.compile()
+        else:
+            _compile_outermost(child, units)

@@ -14,7 +14,7 @@ from fastmri.data.transforms import normalize_instance
 from fastmri.models import Unet, VarNet
 from torch import Tensor, nn
 
-from ..codecs.sensitivity import CascadeBlock, CentreSensitivityModel
+from ..codecs.graph_safe import CascadeBlock, CentreSensitivityModel
 
 __all__ = ["LEARNED", "UNetBaseline", "VarNetBaseline", "zero_filled_rss"]
 

@@ -14,12 +14,17 @@ from fastmri.models.varnet import NormUnet
 from torch import Tensor, nn
 
 from .encoder import Encoded
-from .sensitivity import CascadeBlock
+from .graph_safe import CascadeBlock, graph_safe
 
 
 class FloatNormUnet(NormUnet):
     """fastmri's NormUnet with a float32 output, so that under bf16 autocast the cascades' complex FFTs
-    (fastmri's helpers need float32) still run; the U-Net convolutions themselves run in bf16."""
+    (fastmri's helpers need float32) still run; the U-Net convolutions themselves run in bf16. Its U-Net is
+    :class:`~mrirecon.codecs.graph_safe.GraphSafeUnet`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        graph_safe(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x).float()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .sensitivity import CentreSensitivityModel
+from .graph_safe import CentreSensitivityModel
 
 
 @dataclass

@@ -1,12 +1,44 @@
-"""fastmri's sensitivity network and cascade block, free of host synchronisation and host-to-device copies
-(CUDA-graph capture, unbroken torch.compile graphs)."""
+"""fastmri's U-Net, sensitivity network and cascade block (same weights and state-dict keys), free of host
+synchronisation, host-to-device copies and data-dependent Python branches: CUDA graphs capture them and
+torch.compile traces each as one graph."""
 
 from __future__ import annotations
 
 import fastmri
 import torch
-from fastmri.models.varnet import SensitivityModel, VarNetBlock
+import torch.nn.functional as F
+from fastmri.models.unet import Unet
+from fastmri.models.varnet import NormUnet, SensitivityModel, VarNetBlock
 from torch import Tensor
+
+
+class GraphSafeUnet(Unet):
+    """fastmri's ``Unet`` deciding the skip-connection padding from shapes alone. fastmri tests a host tensor
+    (``torch.sum(torch.tensor(padding)) != 0``), which splits a compiled U-Net into a graph per level."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        skips, out = [], image
+        for layer in self.down_sample_layers:
+            out = layer(out)
+            skips.append(out)
+            out = F.avg_pool2d(out, kernel_size=2, stride=2, padding=0)
+        out = self.conv(out)
+        for up, conv in zip(self.up_transpose_conv, self.up_conv, strict=True):
+            skip = skips.pop()
+            out = up(out)
+            pad_w, pad_h = int(out.shape[-1] != skip.shape[-1]), int(out.shape[-2] != skip.shape[-2])
+            if pad_w or pad_h:  # odd sizes: reflect-pad right/bottom, as fastmri does
+                out = F.pad(out, [0, pad_w, 0, pad_h], "reflect")
+            out = conv(torch.cat([out, skip], dim=1))
+        return out
+
+
+def graph_safe(norm_unet: NormUnet) -> NormUnet:
+    """In place: ``norm_unet``'s U-Net becomes a :class:`GraphSafeUnet` (a subclass with no state of its own,
+    so the class swap keeps weights, keys and the random-number stream of the model's initialisation)."""
+    if type(norm_unet.unet) is Unet:
+        norm_unet.unet.__class__ = GraphSafeUnet
+    return norm_unet
 
 
 class CentreSensitivityModel(SensitivityModel):
@@ -19,6 +51,10 @@ class CentreSensitivityModel(SensitivityModel):
     num_low_frequencies: int, tensor [B] (or one element) or None; a width of 0 or None is read off the mask
     as fastmri does (the symmetric run of sampled columns around the centre).
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        graph_safe(self.norm_unet)
 
     def forward(self, masked_kspace: Tensor, mask: Tensor, num_low_frequencies: Tensor | int | None = None) -> Tensor:
         if self.mask_center:
@@ -48,6 +84,9 @@ class CascadeBlock(VarNetBlock):
 
     current_kspace, ref_kspace [B,C,H,W,2], mask [B,1,1,W,1] bool, sens_maps [B,C,H,W,2] -> kspace [B,C,H,W,2].
     """
+
+    def __init__(self, model: NormUnet) -> None:
+        super().__init__(graph_safe(model))
 
     def forward(self, current_kspace: Tensor, ref_kspace: Tensor, mask: Tensor, sens_maps: Tensor) -> Tensor:
         soft_dc = torch.where(mask, current_kspace - ref_kspace, 0.0) * self.dc_weight
