@@ -25,11 +25,10 @@ from mrirecon.speed import cuda_graphed, optimize_for_inference
 
 VARIANTS = {  # name: optimize_for_inference arguments (None: the model as built)
     "graph": None,
-    "unets": {"whole_blocks": False, "channels_last": False, "cudnn_benchmark": False},
-    "unets-cl": {"whole_blocks": False, "channels_last": True, "cudnn_benchmark": False},
-    "blocks": {"whole_blocks": True, "channels_last": False, "cudnn_benchmark": False},
-    "blocks-cl": {"whole_blocks": True, "channels_last": True, "cudnn_benchmark": False},
-    "blocks-cl-bench": {"whole_blocks": True, "channels_last": True, "cudnn_benchmark": True},
+    "unets": {"whole_blocks": False, "channels_last": False},
+    "unets-cl": {"whole_blocks": False, "channels_last": True},
+    "blocks": {"whole_blocks": True, "channels_last": False},
+    "blocks-cl": {"whole_blocks": True, "channels_last": True},
 }
 
 
@@ -57,7 +56,6 @@ def main() -> None:
             refs = {b: base(k, m, nlf).float() for b, (k, m, nlf) in inputs.items()}
         for name in args.variants:
             torch.compiler.reset()
-            torch.backends.cudnn.benchmark = False
             net = copy.deepcopy(base)
             if VARIANTS[name] is not None:
                 optimize_for_inference(net, **VARIANTS[name])

@@ -49,9 +49,7 @@ def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor, warmup: int =
     return replay
 
 
-def optimize_for_inference(
-    model: nn.Module, whole_blocks: bool = True, channels_last: bool = True, cudnn_benchmark: bool = True
-) -> nn.Module:
+def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels_last: bool = True) -> nn.Module:
     """In place, once: the fast path for a static-shape GPU call (then capture it with :func:`cuda_graphed`).
 
     - Every Nirvana backbone gets fused input projections, regional ``torch.compile`` of its blocks and, when
@@ -62,8 +60,6 @@ def optimize_for_inference(
       only the fastmri ``NormUnet``s are compiled (FFTs and data consistency stay eager).
     - ``channels_last``: fastmri's U-Net convolutions keep NHWC weights and activations (cuDNN's fast layout
       for bf16 convolutions with few channels).
-    - ``cudnn_benchmark`` sets the global ``torch.backends.cudnn.benchmark``: with static shapes cuDNN times
-      its convolution algorithms once per shape (during warm-up, before graph capture) instead of guessing.
 
     Weights are unchanged (the fused copy is outside the state dict; memory format is not a value change).
     """
@@ -93,8 +89,6 @@ def optimize_for_inference(
         elif channels_last and isinstance(module, Unet):
             module.to(memory_format=torch.channels_last)
     _compile_outermost(model, units)
-    if cudnn_benchmark:
-        torch.backends.cudnn.benchmark = True
     model._optimized_for_inference = True
     return model
 
