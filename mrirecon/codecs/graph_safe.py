@@ -9,28 +9,90 @@ import torch
 import torch.nn.functional as F
 from fastmri.models.unet import Unet
 from fastmri.models.varnet import NormUnet, SensitivityModel, VarNetBlock
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class GraphSafeUnet(Unet):
     """fastmri's ``Unet`` deciding the skip-connection padding from shapes alone. fastmri tests a host tensor
-    (``torch.sum(torch.tensor(padding)) != 0``), which splits a compiled U-Net into a graph per level."""
+    (``torch.sum(torch.tensor(padding)) != 0``), which splits a compiled U-Net into a graph per level.
+
+    With ``channel_multiple`` > 1 (see :func:`pad_unet_channels`), eval-mode calls compute the same function
+    with every convolution's input and output channels zero-padded to that multiple: cuDNN's bf16 NHWC kernels
+    want multiples of 8 and otherwise pad each input themselves or take slow generic kernels. The padded
+    weights are made from the parameters in every call, so the state dict is unchanged. The padding channels
+    stay exactly zero: their weights are zero, InstanceNorm maps an all-zero channel to 0 / sqrt(0 + eps) = 0,
+    LeakyReLU(0) = 0 and reflect padding and average pooling keep zeros.
+    """
+
+    channel_multiple: int = 1
 
     def forward(self, image: Tensor) -> Tensor:
-        skips, out = [], image
+        """image [B, in_chans, H, W] -> [B, out_chans, H, W]."""
+        m = 1 if self.training else self.channel_multiple  # the padded path leaves dropout out: eval only
+
+        def run(module: nn.Module, x: Tensor, segments: list[int]) -> Tensor:
+            return module(x) if m == 1 else _padded_layers(module, x, segments, m)
+
+        out = image if m == 1 else _pad_channels(image, 1, [self.in_chans], m)
+        skips = []
         for layer in self.down_sample_layers:
-            out = layer(out)
-            skips.append(out)
+            out = run(layer, out, [layer.in_chans])
+            skips.append((out, layer.out_chans))
             out = F.avg_pool2d(out, kernel_size=2, stride=2, padding=0)
-        out = self.conv(out)
+        out = run(self.conv, out, [self.conv.in_chans])
         for up, conv in zip(self.up_transpose_conv, self.up_conv, strict=True):
-            skip = skips.pop()
-            out = up(out)
+            skip, skip_chans = skips.pop()
+            out = run(up, out, [up.in_chans])
             pad_w, pad_h = int(out.shape[-1] != skip.shape[-1]), int(out.shape[-2] != skip.shape[-2])
             if pad_w or pad_h:  # odd sizes: reflect-pad right/bottom, as fastmri does
                 out = F.pad(out, [0, pad_w, 0, pad_h], "reflect")
-            out = conv(torch.cat([out, skip], dim=1))
-        return out
+            out = run(conv, torch.cat([out, skip], dim=1), [up.out_chans, skip_chans])
+        return out if m == 1 else out[:, : self.out_chans]
+
+
+def pad_unet_channels(module: nn.Module, multiple: int = 8) -> int:
+    """In place: every :class:`GraphSafeUnet` in ``module`` runs with channels padded to ``multiple`` in eval
+    mode (1 turns it off). Returns how many U-Nets were set."""
+    unets = [m for m in module.modules() if isinstance(m, GraphSafeUnet)]
+    for unet in unets:
+        unet.channel_multiple = multiple
+    return len(unets)
+
+
+def _pad_channels(t: Tensor, dim: int, sizes: list[int], multiple: int) -> Tensor:
+    """Split ``t`` along ``dim`` into consecutive segments of ``sizes`` and zero-pad each segment's end up to a
+    multiple of ``multiple``: [..., sum(sizes), ...] -> [..., sum(ceil(s / multiple) * multiple), ...]."""
+    parts = [F.pad(p, [0] * (2 * (t.dim() - dim) - 1) + [-p.shape[dim] % multiple]) for p in t.split(sizes, dim)]
+    return torch.cat(parts, dim) if len(parts) > 1 else parts[0]
+
+
+def _padded_layers(module: nn.Module, x: Tensor, segments: list[int], multiple: int) -> Tensor:
+    """Eval-mode ``module(x)`` for fastmri's ``ConvBlock``, ``TransposeConvBlock`` or a ``Sequential`` of those
+    and convolutions, on channel-padded tensors.
+
+    x [B, C', H, W]: consecutive segments of ``segments`` real channels, each zero-padded to a multiple of
+    ``multiple``. -> [B, O', H', W']: the module's O output channels, then zeros up to O' = a multiple.
+    """
+    for layer in module.modules():
+        if next(layer.children(), None) is not None:
+            continue  # a container: its leaves follow in order
+        if isinstance(layer, nn.Conv2d | nn.ConvTranspose2d) and layer.groups == 1 and layer.padding_mode == "zeros":
+            transposed = isinstance(layer, nn.ConvTranspose2d)  # weight [in, out, k, k], else [out, in, k, k]
+            w = _pad_channels(layer.weight, int(not transposed), segments, multiple)
+            w = _pad_channels(w, int(transposed), [layer.out_channels], multiple)
+            b = None if layer.bias is None else _pad_channels(layer.bias, 0, [layer.out_channels], multiple)
+            if transposed:
+                x = F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding, 1, layer.dilation)
+            else:
+                x = F.conv2d(x, w, b, layer.stride, layer.padding, layer.dilation)
+            segments = [layer.out_channels]
+        elif isinstance(layer, nn.InstanceNorm2d) and not layer.affine and not layer.track_running_stats:
+            x = F.instance_norm(x, eps=layer.eps)
+        elif isinstance(layer, nn.LeakyReLU):
+            x = F.leaky_relu(x, layer.negative_slope, layer.inplace)
+        elif not isinstance(layer, nn.Dropout2d):  # dropout is the identity in eval mode
+            raise TypeError(f"no channel-padded version of {layer}")
+    return x
 
 
 def graph_safe(norm_unet: NormUnet) -> NormUnet:
