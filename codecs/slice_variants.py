@@ -25,10 +25,12 @@ from mrirecon.speed import cuda_graphed, optimize_for_inference
 
 VARIANTS = {  # name: optimize_for_inference arguments (None: the model as built)
     "graph": None,
-    "unets": {"whole_blocks": False, "channels_last": False},
-    "unets-cl": {"whole_blocks": False, "channels_last": True},
-    "blocks": {"whole_blocks": True, "channels_last": False},
-    "blocks-cl": {"whole_blocks": True, "channels_last": True},
+    "unets": {"whole_blocks": False, "channels_last": False, "channel_multiple": 1},
+    "unets-cl": {"whole_blocks": False, "channels_last": True, "channel_multiple": 1},
+    "blocks": {"whole_blocks": True, "channels_last": False, "channel_multiple": 1},
+    "blocks-cl": {"whole_blocks": True, "channels_last": True, "channel_multiple": 1},
+    "blocks-cl-pad8": {"whole_blocks": True, "channels_last": True, "channel_multiple": 8},
+    "blocks-pad8": {"whole_blocks": True, "channels_last": False, "channel_multiple": 8},
 }
 
 

@@ -49,7 +49,9 @@ def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor, warmup: int =
     return replay
 
 
-def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels_last: bool = True) -> nn.Module:
+def optimize_for_inference(
+    model: nn.Module, whole_blocks: bool = True, channels_last: bool = True, channel_multiple: int = 8
+) -> nn.Module:
     """In place, once: the fast path for a static-shape GPU call (then capture it with :func:`cuda_graphed`).
 
     - Every Nirvana backbone gets fused input projections, regional ``torch.compile`` of its blocks and, when
@@ -60,6 +62,9 @@ def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels
       only the fastmri ``NormUnet``s are compiled (FFTs and data consistency stay eager).
     - ``channels_last``: fastmri's U-Net convolutions keep NHWC weights and activations (cuDNN's fast layout
       for bf16 convolutions with few channels).
+    - ``channel_multiple``: in eval mode the U-Nets run with every convolution's channels zero-padded to this
+      multiple (the same function; cuDNN's tensor-core kernels want multiples of 8, fastmri's U-Nets have
+      2, 18 and 36 channels). 1 turns it off.
 
     Weights are unchanged (the fused copy is outside the state dict; memory format is not a value change).
     """
@@ -68,7 +73,7 @@ def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels
 
     from .codecs.decoder import ImageDecoder
     from .codecs.encoder import KSpaceEncoder
-    from .codecs.graph_safe import CascadeBlock, CentreSensitivityModel
+    from .codecs.graph_safe import CascadeBlock, CentreSensitivityModel, pad_unet_channels
     from .nirvana import NirvanaModel, fla_available
 
     if getattr(model, "_optimized_for_inference", False):
@@ -88,6 +93,7 @@ def optimize_for_inference(model: nn.Module, whole_blocks: bool = True, channels
                 module.backend = "fla"  # fla's kernel computes in bf16: only for a bf16/fp16 backbone
         elif channels_last and isinstance(module, Unet):
             module.to(memory_format=torch.channels_last)
+    pad_unet_channels(model, channel_multiple)
     _compile_outermost(model, units)
     model._optimized_for_inference = True
     return model
