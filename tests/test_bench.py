@@ -132,3 +132,32 @@ def test_graph_mode_wraps_with_speed_cuda_graphed(monkeypatch):
     graphed = wrap(lambda t: 2 * t, "graph", (x,))
     assert len(calls) == 1 and calls[0][0] is x
     assert torch.equal(graphed(x), 2 * x)
+
+
+def test_eager_rows_and_flop_counting_leave_compiled_modules_alone():
+    """A model the fast path compiled in place: ``eager`` rows and FLOP counting run its eager code, and
+    neither spoils the compiled code for later ``fast`` rows (dynamo once gave up on such modules for good)."""
+    from mrirecon.bench.timing import count_flops, wrap
+
+    compiled = []
+
+    def backend(gm, example_inputs):
+        compiled.append(gm)
+        return gm.forward
+
+    class Net(torch.nn.Module):  # torch.nn's own modules are never compiled as a top-level frame
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(x).relu()
+
+    net = Net()
+    net.compile(backend=backend)
+    x = torch.randn(2, 4)
+    assert count_flops(lambda: net(x)) == 2 * 2 * 4 * 4
+    wrap(net, "eager", ())(x)
+    assert not compiled
+    net(x)
+    assert len(compiled) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import gc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -127,32 +128,39 @@ def _row(bench: str, name: str, net: nn.Module, args: argparse.Namespace, device
     )
 
 
+@dataclass
+class Case:
+    """One batch size of a bench: its inputs, the step factory ``make_step(mode, inputs)`` and the bytes moved
+    besides the parameters."""
+
+    batch: int
+    make_step: Callable[[str, tuple[Tensor, ...]], Callable[..., Tensor]]
+    inputs: tuple[Tensor, ...]
+    extra_bytes: int
+
+
 def _time_rows(
-    bench: str,
-    name: str,
-    net: nn.Module,
-    args: argparse.Namespace,
-    device: torch.device,
-    batch: int,
-    make_step: Callable[[str, tuple[Tensor, ...]], Callable[..., Tensor]],
-    inputs: tuple[Tensor, ...],
-    extra_bytes: int,
+    bench: str, name: str, net: nn.Module, args: argparse.Namespace, device: torch.device, cases: list[Case]
 ) -> list[dict]:
-    """One row per mode: FLOPs counted once on an un-timed eager step, then each mode timed."""
+    """One row per (mode, batch), every batch of a mode before the next mode: ``fast`` changes the model in
+    place, so it comes last. FLOPs are counted first on un-timed eager steps."""
     with fp32_precision(args.precision):
-        flops = count_flops(lambda: make_step("eager", inputs)(*inputs))
+        flops = [count_flops(lambda c=c: c.make_step("eager", c.inputs)(*c.inputs)) for c in cases]
     rows = []
     for mode in args.modes:
-        row = _row(bench, name, net, args, device, mode=mode, batch=batch, repeats=args.repeats, flops=flops)
-        row.update(shape=f"kspace {list(inputs[0].shape)}", bytes=param_bytes(net) + extra_bytes)
-        reset_peak(device)
-        with recorded_errors(row), fp32_precision(args.precision):
-            if mode == "fast":
-                optimize_for_inference(net)
-            step = make_step(mode, inputs)
-            finish(row, time_fn(lambda s=step: s(*inputs), device, args.repeats, args.warmup), batch, batch, "slices/s")
-        row["peak_mem_gib"] = peak_gib(device)
-        rows.append(emit(row))
+        for case, case_flops in zip(cases, flops, strict=True):
+            row = _row(bench, name, net, args, device, mode=mode, batch=case.batch, repeats=args.repeats)
+            row.update(flops=case_flops, shape=f"kspace {list(case.inputs[0].shape)}")
+            row["bytes"] = param_bytes(net) + case.extra_bytes
+            reset_peak(device)
+            with recorded_errors(row), fp32_precision(args.precision):
+                if mode == "fast":
+                    optimize_for_inference(net)
+                step = case.make_step(mode, case.inputs)
+                sec = time_fn(lambda s=step, c=case: s(*c.inputs), device, args.repeats, args.warmup)
+                finish(row, sec, case.batch, case.batch, "slices/s")
+            row["peak_mem_gib"] = peak_gib(device)
+            rows.append(emit(row))
     return rows
 
 
@@ -164,7 +172,7 @@ def bench_slice(args: argparse.Namespace) -> list[dict]:
 
 def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: torch.device) -> list[dict]:
     net.eval()
-    rows = []
+    cases = []
     for batch in args.batch:
         k, m, nlf = make_inputs(batch, args.coils, tuple(args.size), args.acceleration, args.mask_type, device)
         fn = with_autocast(lambda k, m, nlf=nlf: net(k, m, nlf), args.precision, device)
@@ -174,11 +182,9 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
             return lambda *a: _inference(wrapped, *a)
 
         image_bytes = batch * args.size[0] * args.size[1] * 4
-        with torch.inference_mode():  # graph capture and static buffers in inference mode too
-            rows += _time_rows(
-                "slice", name, net, args, device, batch, make_step, (k, m), tensor_bytes(k, m) + image_bytes
-            )
-    return rows
+        cases.append(Case(batch, make_step, (k, m), tensor_bytes(k, m) + image_bytes))
+    with torch.inference_mode():  # graph capture and static buffers in inference mode too
+        return _time_rows("slice", name, net, args, device, cases)
 
 
 def _inference(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
@@ -200,7 +206,7 @@ def _train_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
     net.train()  # the frozen backbone stays in eval mode
     params = [p for p in net.parameters() if p.requires_grad]
     loss_of = ReconModule(net, l1_weight=0.1).to(device).loss
-    rows = []
+    cases = []
     for batch in args.batch:
         k, m, nlf = make_inputs(batch, args.coils, tuple(args.size), args.acceleration, args.mask_type, device)
         target = torch.rand(batch, *args.size, generator=torch.Generator().manual_seed(1)).to(device)  # [B,H,W]
@@ -210,8 +216,10 @@ def _train_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
             return loss_of(net(k, m, nlf), SimpleNamespace(target=target, max_value=maxval))
 
         def make_step(mode: str, inputs: tuple[Tensor, ...], fwd=forward_loss) -> Callable[..., Tensor]:
-            fwd = wrap(with_autocast(fwd, args.precision, device), "compile" if mode == "compile" else "eager", ())
-            opt = torch.optim.AdamW(params, lr=1e-4, capturable=mode == "graph")
+            fwd = with_autocast(fwd, args.precision, device)
+            if mode == "compile":
+                fwd = wrap(fwd, "compile", ())
+            opt = torch.optim.AdamW(params, lr=1e-4, capturable=mode in ("graph", "fast"))
 
             def step(*a: Tensor) -> Tensor:
                 opt.zero_grad(set_to_none=False)  # gradients stay in place (static under a graph)
@@ -221,13 +229,13 @@ def _train_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
                 opt.step()
                 return loss.detach()
 
-            return wrap(step, "graph" if mode in ("graph", "fast") else "eager", inputs)
+            return step if mode == "compile" else wrap(step, mode, inputs)
 
         inputs = (k, m, target, maxval)
         image_bytes = tensor_bytes(target)
         extra = tensor_bytes(*inputs) + image_bytes + 10 * param_bytes(net, trainable_only=True)
-        rows += _time_rows("train", name, net, args, device, batch, make_step, inputs, extra)
-    return rows
+        cases.append(Case(batch, make_step, inputs, extra))
+    return _time_rows("train", name, net, args, device, cases)
 
 
 def bench_tta(args: argparse.Namespace) -> list[dict]:

@@ -108,17 +108,28 @@ def with_autocast(fn: Callable[..., Any], mode: str, device: torch.device) -> Ca
 def wrap(fn: Callable[..., Tensor], mode: str, example_args: tuple[Tensor, ...]) -> Callable[..., Tensor]:
     """The timed callable for a mode: ``eager`` (fn itself), ``compile`` (``torch.compile(fn)``) or ``graph``
     (``mrirecon.speed.cuda_graphed(fn, *example_args)``: captured once on static CUDA inputs, replayed) or ``fast``
-    (a graph of a model prepared by ``mrirecon.speed.optimize_for_inference``)."""
+    (a graph of a model prepared by ``mrirecon.speed.optimize_for_inference``). ``eager`` and ``graph`` run
+    eager code even where the model holds compiled modules."""
     if mode == "eager":
-        return fn
+        return force_eager(fn)
     if mode == "compile":
         torch.compiler.reset()  # a fresh cache per row: no recompilation with dynamic shapes across batches
         return torch.compile(fn, dynamic=False)
     if mode in ("graph", "fast"):  # fast: the model went through speed.optimize_for_inference first
         from ..speed import cuda_graphed  # imported only when asked for
 
-        return cuda_graphed(fn, *example_args)
+        return cuda_graphed(fn if mode == "fast" else force_eager(fn), *example_args)
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def force_eager(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with every ``torch.compile`` inside it ignored (run as plain eager code, caches untouched)."""
+
+    def run(*args: Tensor) -> Any:
+        with torch.compiler.set_stance("force_eager"):
+            return fn(*args)
+
+    return run
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -126,7 +137,9 @@ def count_flops(fn: Callable[[], object]) -> int:
     attention, forward and backward; FFTs and elementwise work are not counted."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    # Eager: dynamo would fail on a compiled module under the counting mode and fall back to eager code for
+    # good, for every model sharing that module's code.
+    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
 
