@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .checkpoint import DEFAULT_CHECKPOINT, load_codec
+from .codecs.reduction import crop_readout
 from .data import Volume, file_mask, read_volume
 from .data.transforms import center_run_length
 from .metrics import center_crop_to, volume_metrics
@@ -94,13 +95,18 @@ class Reconstructor:
         mask: np.ndarray,
         num_low_frequencies: int | None = None,
         batch_size: int = 4,
+        crop_height: int | None = None,
         **net_kwargs: Any,
     ) -> np.ndarray:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
-        -> magnitude [S,H,W]. With test-time adaptation the scan's Trigger offsets are fitted first."""
+        -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
+        first (exact, see :func:`~mrirecon.codecs.reduction.crop_readout`), so H' = min(H, crop_height).
+        With test-time adaptation the scan's Trigger offsets are fitted first."""
         options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
         tta = TTAConfig(**_tta_options(options))
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
+        if crop_height is not None:
+            kspace = crop_readout(kspace, int(crop_height))
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)
         nlf = num_low_frequencies if num_low_frequencies is not None else center_run_length(np.asarray(mask))
         self.last_tta_report = None
@@ -145,7 +151,9 @@ class Reconstructor:
         """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target."""
         masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
         t0 = time.perf_counter()
-        full = self.reconstruct_kspace(masked, mask, nlf, batch_size=batch_size, **net_kwargs)
+        full = self.reconstruct_kspace(
+            masked, mask, nlf, batch_size=batch_size, crop_height=volume.crop_size[0], **net_kwargs
+        )
         seconds = time.perf_counter() - t0
         zf = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(masked)))), dim=1)
         recon = np.ascontiguousarray(center_crop_to(full, volume.crop_size), dtype=np.float32)

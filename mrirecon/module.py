@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 from torch import Tensor, nn
 
+from .codecs.reduction import crop_readout
 from .metrics import VolumeMetrics, center_crop_to, summarize
 
 
@@ -53,7 +54,9 @@ class ReconModule(L.LightningModule):
     # -------------------------------------------------------------- forward / loss
     def forward(self, batch: Any) -> Tensor:
         """The reconstruction of a batch, cropped to the target size. -> [B,h,w]."""
-        out = self.net(batch.masked_kspace, batch.mask, batch.num_low_frequencies)
+        # The readout is fully sampled: its field of view is cut to the target's rows first (exact).
+        kspace = crop_readout(batch.masked_kspace, batch.target.shape[-2])
+        out = self.net(kspace, batch.mask, batch.num_low_frequencies)
         return crop_to(out, tuple(batch.target.shape[-2:]))
 
     def loss(self, output: Tensor, batch: Any) -> Tensor:

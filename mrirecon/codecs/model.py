@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from .backbones import FrozenBackbone, build_backbone
 from .decoder import ImageDecoder
 from .encoder import KSpaceEncoder
+from .reduction import coil_basis, compress_coils, expand_coils
 
 TOKEN_ORDERS = ("twice", "raster", "bidirectional")
 
@@ -32,6 +33,8 @@ class ReconModel(nn.Module):
             projected to and from the backbone width).
         sens_chans, sens_pools: the coil-sensitivity U-Net.
         num_cascades, chans, pools: refinement cascades of the decoder.
+        virtual_coils: compress the coils to this many virtual coils first (0: keep every coil), so the cost
+            does not grow with the coil count; :mod:`~mrirecon.codecs.reduction`.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class ReconModel(nn.Module):
         chans: int = 18,
         pools: int = 4,
         token_dim: int = 256,
+        virtual_coils: int = 0,
     ) -> None:
         super().__init__()
+        self.virtual_coils = virtual_coils
         if token_order not in TOKEN_ORDERS:
             raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
         self.token_order = token_order
@@ -88,9 +93,14 @@ class ReconModel(nn.Module):
         """trigger: override the Trigger mode; trigger_offsets [num_trigger_layers, 4, r]: scan-level offsets
         to the Trigger's coefficients (test-time adaptation); return_kspace: the final coil k-space
         [B,C,H,W,2] instead of the RSS image [B,H,W]."""
+        basis = None
+        if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
+            basis = coil_basis(masked_kspace, self.virtual_coils)
+            masked_kspace = compress_coils(masked_kspace, basis)
         enc = self.encoder(masked_kspace, mask, num_low_frequencies)
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
-        return self.decoder(hidden, enc, masked_kspace, mask, return_kspace=return_kspace)
+        out = self.decoder(hidden, enc, masked_kspace, mask, return_kspace=return_kspace)
+        return expand_coils(out, basis) if return_kspace and basis is not None else out
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""
