@@ -545,10 +545,12 @@ def _dicom_dst(root: Path, out: Path, src: Path, fmt: str = "dicom") -> Path:
 
 def _h5_tasks(args: argparse.Namespace, fn: Callable[..., Any], extra: dict) -> list[_Task]:
     root, out = Path(args.input), Path(args.output)
-    fmt = getattr(args, "format", "dicom")
-    options = {"keep_identity": args.keep_identity, "enhanced": args.enhanced} if fn is not ismrmrd_to_h5_file else {}
-    if fmt != "dicom":
-        options["fmt"] = fmt
+    if fn is ismrmrd_to_h5_file:
+        fmt, options = "h5", {}
+    else:
+        fmt, options = args.format, {"keep_identity": args.keep_identity, "enhanced": args.enhanced}
+        if fmt != "dicom":
+            options["fmt"] = fmt
     return [
         _Task(
             name=str(src),
