@@ -49,3 +49,29 @@ def test_missing_orientation_is_said_plainly(tmp_path, capsys):
     img = nib.load(tmp_path / "out" / "in.nii.gz")
     assert img.shape == (16, 20, 3) and np.allclose(img.header.get_zooms(), (2.0, 1.0, 4.0))
     assert int(img.header["sform_code"]) == 2 and b"orientation unknown" in img.header["descrip"].tobytes()
+
+
+def test_kspace_to_nifti_and_h5_use_the_reconstruction_and_its_geometry(tmp_path, capsys):
+    """``kspace-to-dicom --format nifti|h5``: the reconstruction function's volume and attributes are written."""
+    from mrirecon.convert import kspace_to_dicom_file
+
+    volume = np.random.default_rng(1).random((2, 12, 10)).astype(np.float32)
+    attrs = {
+        "pixel_spacing": np.array([1.5, 1.5]),
+        "slice_thickness": 5.0,
+        "image_orientation_patient": np.array([1.0, 0, 0, 0, 1, 0]),
+        "image_position_patient": np.zeros((2, 3)),
+    }
+    (tmp_path / "scan.h5").write_bytes(b"")  # never read: the reconstruction below stands in for the model
+
+    def fake(path, **options):
+        return volume, None, attrs
+
+    nii = kspace_to_dicom_file(tmp_path / "scan.h5", tmp_path / "scan.nii.gz", reconstruct=fake, fmt="nifti")
+    img = nib.load(nii)
+    assert img.shape == (10, 12, 2) and nib.aff2axcodes(img.affine) == ("L", "P", "S")
+    assert np.allclose(np.asarray(img.dataobj), volume.transpose(2, 1, 0))
+    h5 = kspace_to_dicom_file(tmp_path / "scan.h5", tmp_path / "out.h5", reconstruct=fake, fmt="h5")
+    with h5py.File(h5, "r") as hf:
+        assert np.array_equal(hf["reconstruction"][()], volume)
+        assert np.allclose(hf.attrs["image_orientation_patient"], attrs["image_orientation_patient"])
