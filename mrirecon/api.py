@@ -21,8 +21,9 @@ from torch import nn
 
 from .checkpoint import DEFAULT_CHECKPOINT, load_codec
 from .codecs.reduction import crop_readout
-from .data import Volume, file_mask, read_volume
+from .data import Volume, file_mask
 from .data.transforms import center_run_length
+from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
 from .tta import TTAConfig, TTAReport, adapt
 
@@ -174,5 +175,5 @@ class Reconstructor:
         )
 
     def reconstruct_file(self, path: str | os.PathLike, **kwargs: Any) -> ReconResult:
-        """Validate, read and reconstruct a fastMRI HDF5 file (train/val or test format)."""
+        """Validate, read and reconstruct a fastMRI HDF5 file (train/val or test format) or ISMRMRD raw data."""
         return self.reconstruct_volume(read_volume(Path(path)), **kwargs)

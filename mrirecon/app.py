@@ -1,10 +1,10 @@
-"""Gradio web app: upload fastMRI k-space (or pick a bundled example), reconstruct, compare, download.
+"""Gradio web app: upload fastMRI or ISMRMRD raw k-space (or pick a bundled example), reconstruct, compare, download.
 
     python -m mrirecon.app [--host 127.0.0.1] [--port 7860] [--checkpoint DIR] [--max-file-size 200mb]
 
 The network is loaded once at start. Reconstructions are cached in memory per (file content,
 mask type, acceleration, Trigger mode, TTA steps), so moving the slice slider only re-renders images.
-Uploads are size-capped, validated (:func:`mrirecon.data.validate_file`) before use, and a bad file
+Uploads are size-capped, validated (:func:`mrirecon.io.validate_input`) before use, and a bad file
 shows its problem in the page. Downloads are written to a per-session temporary folder that is removed
 when the browser tab closes (and with the process); Gradio's own file cache is pruned by ``delete_cache``.
 """
@@ -33,8 +33,10 @@ import gradio as gr
 import numpy as np
 
 from .api import ReconResult, Reconstructor
+from .assets import asset
 from .checkpoint import DEFAULT_CHECKPOINT
-from .data import MASK_TYPES, InvalidInputError, Volume, read_volume, validate_file
+from .data import MASK_TYPES, InvalidInputError, Volume
+from .io import read_volume, validate_input
 from .metrics import nmse, psnr, ssim, volume_metrics
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_FILE_SIZE = "200mb"
-DEFAULT_EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "app" / "examples"
+DEFAULT_EXAMPLES_DIR = asset("examples")
 ERROR_GAIN = 5  # the error map shows |recon - reference| x ERROR_GAIN
 TRIGGER_MODES = ("token", "off", "scan")
 ACCELERATIONS = (4, 8)
@@ -346,7 +348,7 @@ class MriApp:
         t0 = time.perf_counter()
         if progress is not None:
             progress(0.0, desc="validating")
-        info = validate_file(path, check_values=False)
+        info = validate_input(path, check_values=False)
         digest = file_sha256(path)
         trigger = trigger if self.has_trigger else None
         tta = int(tta_steps or 0)
@@ -483,7 +485,8 @@ def build_app(
         gr.Markdown(
             "# mrirecon: undersampled multi-coil MRI reconstruction\n"
             f"Checkpoint **{app.checkpoint_label}**: {app.rec.description}, on `{app.rec.device}`.  \n"
-            "Upload a fastMRI-style multi-coil k-space file (`.h5`, train/val or test format) or pick an example, "
+            "Upload a fastMRI-style multi-coil k-space file (`.h5`, train/val or test format) or ISMRMRD raw "
+            "data, or pick an example, "
             f"then press **Reconstruct**. Uploads are limited to {max_label}.",
             elem_id="header",
         )

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .assets import asset
+
 CARD = "card.json"
 WEIGHTS = "codec.safetensors"
 FORMAT = "mrirecon-codec/1"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "codecs" / "default"
+DEFAULT_CHECKPOINT = asset("default_codec")  # the repository's codecs/default, shipped in the wheel
 
 
 def _sha256(path: Path) -> str:

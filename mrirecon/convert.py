@@ -1,15 +1,24 @@
-"""Batch conversion between fastMRI-style HDF5 reconstructions and DICOM.
+"""Batch conversion between fastMRI-style HDF5 reconstructions, DICOM, NIfTI and ISMRMRD raw data.
 
 Usage::
 
     python -m mrirecon.convert h5-to-dicom IN OUT [--workers N] [--overwrite] [--keep-identity] [--enhanced]
+                                                  [--format dicom|nifti]
     python -m mrirecon.convert dicom-to-h5 IN OUT [--workers N] [--overwrite] [--keep-identity]
     python -m mrirecon.convert kspace-to-dicom IN OUT [--recon-option KEY=VALUE ...] [same as h5-to-dicom]
+                                                      [--format h5|dicom|nifti]
+    python -m mrirecon.convert ismrmrd-to-h5 IN OUT [--workers N] [--overwrite]
 
 ``IN`` is a file or a folder (searched recursively). Outputs mirror the input tree:
 
 - ``h5-to-dicom``: ``IN/a/b.h5`` -> folder ``OUT/a/b/`` with ``IM00001.dcm``... (single-frame MR
   Image Storage), or ``ENHANCED.dcm`` (one Legacy Converted Enhanced MR object) with ``--enhanced``.
+- ``--format nifti``: ``OUT/a/b.nii.gz`` instead (nibabel; affine from the patient geometry, or voxel
+  sizes on assumed axes when the input has no orientation, said in a note); ``--format h5`` (k-space
+  input only): ``OUT/a/b.h5``, a fastMRI-style reconstruction file.
+- ``ismrmrd-to-h5``: ISMRMRD raw data ``IN/a/b.h5`` -> fastMRI-layout k-space file ``OUT/a/b.h5``
+  (``kspace`` [S,C,H,W] with readout oversampling removed and coils prewhitened, the ISMRMRD header,
+  ``reconstruction_rss`` when fully sampled, else ``mask`` and the acceleration attributes).
 - ``dicom-to-h5``: a series whose files sit in ``IN/a/b/`` -> ``OUT/a/b.h5`` (when that folder holds
   one series; otherwise ``OUT/a/b/<SeriesInstanceUID>.h5``). The file holds ``reconstruction``
   (float32 ``[S, H, W]``, sorted along the slice normal) and the geometry and scale as attributes
@@ -44,6 +53,7 @@ import h5py
 import numpy as np
 
 from mrirecon import dicom
+from mrirecon.data.validate import InvalidInputError
 
 __all__ = [
     "RECONSTRUCTION_KEYS",
@@ -52,9 +62,11 @@ __all__ = [
     "dicom_series_to_h5",
     "geometry_from_h5",
     "h5_to_dicom_file",
+    "ismrmrd_to_h5_file",
     "kspace_to_dicom_file",
     "main",
     "read_reconstruction_h5",
+    "write_dicom_volume",
 ]
 
 RECONSTRUCTION_KEYS = ("reconstruction", "reconstruction_rss", "reconstruction_esc")
@@ -244,6 +256,29 @@ def _volume_to_dicom(
         _discard(tmp)
 
 
+def write_dicom_volume(
+    volume: np.ndarray,
+    header_xml: str | None,
+    attrs: dict[str, Any],
+    dst: Path,
+    *,
+    source_name: str,
+    keep_identity: bool = False,
+    enhanced: bool = False,
+) -> None:
+    """A reconstructed volume [S,H,W] as the DICOM series folder ``dst`` (replaced if it exists)."""
+    _volume_to_dicom(
+        np.asarray(volume, dtype=np.float32),
+        header_xml,
+        attrs,
+        Path(dst),
+        source_name=source_name,
+        description="mrirecon reconstruction",
+        keep_identity=keep_identity,
+        enhanced=enhanced,
+    )
+
+
 def h5_to_dicom_file(
     src: str | Path,
     dst: str | Path,
@@ -251,10 +286,15 @@ def h5_to_dicom_file(
     keep_identity: bool = False,
     enhanced: bool = False,
     dataset: str | None = None,
+    fmt: str = "dicom",
 ) -> Path:
-    """Convert one reconstruction file to the DICOM series folder ``dst`` (replaced if it exists)."""
+    """Convert one reconstruction file to the DICOM series folder ``dst`` (replaced if it exists), or
+    with ``fmt="nifti"`` to the NIfTI file ``dst``."""
     src, dst = Path(src), Path(dst)
     volume, header, attrs, key = read_reconstruction_h5(src, dataset)
+    if fmt != "dicom":
+        _write_other(dst, fmt, volume, header, attrs, src)
+        return dst
     _volume_to_dicom(
         volume,
         header,
@@ -286,8 +326,10 @@ def kspace_to_dicom_file(
     reconstruct: ReconstructFn | None = None,
     keep_identity: bool = False,
     enhanced: bool = False,
+    fmt: str = "dicom",
 ) -> Path:
-    """Reconstruct one k-space file with ``reconstruct(path, **options)`` and write DICOM to ``dst``.
+    """Reconstruct one k-space file with ``reconstruct(path, **options)`` and write DICOM to ``dst``
+    (or HDF5 / NIfTI with ``fmt``).
 
     ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file`` and must return
     ``(volume float [S,H,W], header_xml or None, attrs)``.
@@ -300,6 +342,9 @@ def kspace_to_dicom_file(
         raise ValueError(f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})")
     if header is not None and not isinstance(header, str):
         header = _decode(header)
+    if fmt != "dicom":
+        _write_other(dst, fmt, volume.astype(np.float32), header, dict(attrs or {}), src)
+        return dst
     _volume_to_dicom(
         volume.astype(np.float32),
         header if isinstance(header, str) else None,
@@ -310,6 +355,41 @@ def kspace_to_dicom_file(
         keep_identity=keep_identity,
         enhanced=enhanced,
     )
+    return dst
+
+
+def _write_other(dst: Path, fmt: str, volume: np.ndarray, header: str | None, attrs: dict, src: Path) -> None:
+    """HDF5 or NIfTI output; the note about missing orientation goes to stderr."""
+    from mrirecon.io import write_output
+
+    note = write_output(dst, fmt, volume, header, attrs, source_name=str(src.resolve()))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def ismrmrd_to_h5_file(src: str | Path, dst: str | Path) -> Path:
+    """ISMRMRD raw data -> a fastMRI-layout k-space file ``dst`` (written atomically)."""
+    from mrirecon.io.ismrmrd_raw import read_ismrmrd
+
+    src, dst = Path(src), Path(dst)
+    volume = read_ismrmrd(src)
+    tmp = _temp_sibling(dst)
+    try:
+        with h5py.File(tmp, "w") as hf:
+            hf.create_dataset("kspace", data=volume.kspace)
+            hf.create_dataset("ismrmrd_header", data=volume.header_xml)
+            if volume.target is not None:
+                hf.create_dataset("reconstruction_rss", data=volume.target)
+                hf.attrs["max"] = float(volume.target.max())
+            if volume.mask is not None:
+                hf.create_dataset("mask", data=volume.mask.astype(np.float32))
+            hf.attrs["acquisition"] = "ISMRMRD"
+            hf.attrs["source_file"] = src.name
+            for key, value in volume.attrs.items():
+                hf.attrs[key] = value
+        _commit(tmp, dst)
+    finally:
+        _discard(tmp)
     return dst
 
 
@@ -391,6 +471,8 @@ def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:
     try:
         fn(*args, **kwargs)
     except Exception as exc:  # a bad input must never stop the batch
+        if isinstance(exc, InvalidInputError):  # its message already names the file
+            return " ".join(exc.problem.split())
         msg = " ".join(str(exc).split()) or type(exc).__name__
         return msg if isinstance(exc, H5InputError | dicom.DicomInputError) else f"{type(exc).__name__}: {msg}"
     return None
@@ -456,20 +538,26 @@ def _find_h5(root: Path, out: Path) -> list[Path]:
     )
 
 
-def _dicom_dst(root: Path, out: Path, src: Path) -> Path:
+def _dicom_dst(root: Path, out: Path, src: Path, fmt: str = "dicom") -> Path:
     rel = Path(src.name) if root.is_file() else src.relative_to(root)
-    return out / rel.with_suffix("")
+    return out / rel.with_suffix({"dicom": "", "nifti": ".nii.gz", "h5": ".h5"}[fmt])
 
 
 def _h5_tasks(args: argparse.Namespace, fn: Callable[..., Any], extra: dict) -> list[_Task]:
     root, out = Path(args.input), Path(args.output)
+    if fn is ismrmrd_to_h5_file:
+        fmt, options = "h5", {}
+    else:
+        fmt, options = args.format, {"keep_identity": args.keep_identity, "enhanced": args.enhanced}
+        if fmt != "dicom":
+            options["fmt"] = fmt
     return [
         _Task(
             name=str(src),
-            dst=_dicom_dst(root, out, src),
+            dst=_dicom_dst(root, out, src, fmt),
             fn=fn,
-            args=(str(src), str(_dicom_dst(root, out, src))),
-            kwargs={"keep_identity": args.keep_identity, "enhanced": args.enhanced, **extra},
+            args=(str(src), str(_dicom_dst(root, out, src, fmt))),
+            kwargs={**options, **extra},
         )
         for src in _find_h5(root, out)
     ]
@@ -503,7 +591,7 @@ def _parser() -> argparse.ArgumentParser:
     default_workers = max(1, min(4, os.cpu_count() or 1))
     parser = argparse.ArgumentParser(
         prog="python -m mrirecon.convert",
-        description="Batch conversion between fastMRI-style HDF5 reconstructions and DICOM.",
+        description="Batch conversion between fastMRI-style HDF5 reconstructions, DICOM, NIfTI and ISMRMRD raw data.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -522,6 +610,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, default_workers)
     p.add_argument("--enhanced", action="store_true", help="write one multi-frame Legacy Converted Enhanced MR")
     p.add_argument("--dataset", default=None, help=f"dataset to export (default: first of {RECONSTRUCTION_KEYS})")
+    p.add_argument("--format", default="dicom", choices=("dicom", "nifti"), help="output format (default dicom)")
 
     p = sub.add_parser(
         "dicom-to-h5",
@@ -544,6 +633,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="option passed to the reconstruction (repeatable; VALUE is parsed as YAML)",
     )
+    p.add_argument("--format", default="dicom", choices=("h5", "dicom", "nifti"), help="output format (default dicom)")
+
+    p = sub.add_parser(
+        "ismrmrd-to-h5",
+        help="ISMRMRD raw data -> fastMRI-layout k-space files",
+        description="ISMRMRD raw data -> fastMRI-layout k-space HDF5 (for training on your own scans).",
+    )
+    common(p, default_workers)
     return parser
 
 
@@ -562,7 +659,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     summary = Summary()
-    if args.command == "h5-to-dicom":
+    if args.command == "ismrmrd-to-h5":
+        tasks = _h5_tasks(args, ismrmrd_to_h5_file, {})
+    elif args.command == "h5-to-dicom":
         tasks = _h5_tasks(args, h5_to_dicom_file, {"dataset": args.dataset})
     elif args.command == "kspace-to-dicom":
         reconstruct = _load_reconstruct()

@@ -40,9 +40,9 @@ from .data import (
     Volume,
     file_mask,
     read_target,
-    read_volume,
 )
 from .data.transforms import center_run_length
+from .io import read_volume
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
 
 CLASSICAL_METHODS = ("zero-filled", "sense", "l1-wavelet")

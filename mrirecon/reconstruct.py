@@ -2,9 +2,12 @@
 
     python -m mrirecon.reconstruct --input FILE_OR_DIR --output DIR [--checkpoint DIR]
 
-Reads train/val files (a mask is drawn, fixed by the file name) and test-format files (their own
-mask is used); writes ``DIR/<name>.h5`` with ``reconstruction`` float32 [S,h,w] cropped to the target
-size. A bad file is reported in one line and skipped; the exit code is 1 if any file failed.
+Reads fastMRI train/val files (a mask is drawn, fixed by the file name), test-format files (their own
+mask is used) and ISMRMRD raw data (told apart by content; fully sampled scans get a drawn mask,
+undersampled ones keep their acquired lines); writes ``DIR/<name>.h5`` with ``reconstruction`` float32
+[S,h,w] cropped to the target size, or with ``--format dicom|nifti`` a DICOM series folder ``DIR/<name>/``
+or ``DIR/<name>.nii.gz``. A bad file is reported in one line and skipped; the exit code is 1 if any
+file failed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import h5py
 import numpy as np
 
 from .checkpoint import DEFAULT_CHECKPOINT
-from .data import InvalidInputError, read_volume
+from .data import InvalidInputError
+from .io import OUTPUT_FORMATS, output_path, read_volume, write_output
+from .io.outputs import carried_attrs
 
 
 def find_inputs(path: Path) -> list[Path]:
@@ -84,9 +89,7 @@ def reconstruct_volume_file(
         "seconds": result.seconds,
         "tta_steps": tta_steps,
     }
-    for key in ("patient_id", "acquisition"):
-        if key in volume.attrs:
-            attrs[key] = volume.attrs[key]
+    attrs.update(carried_attrs(volume.attrs))
     return result.recon, volume.header_xml, attrs
 
 
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     parser = argparse.ArgumentParser(prog="python -m mrirecon.reconstruct", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", required=True, type=Path, help="a fastMRI .h5 file or a folder of them")
+    parser.add_argument("--input", required=True, type=Path, help="a fastMRI or ISMRMRD .h5 file, or a folder")
     parser.add_argument("--output", required=True, type=Path, help="output folder for reconstruction files")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, type=Path, help="codec folder (card.json)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--center-fraction", default=None, type=float, help="default: 0.08 at 4x, 0.04 at 8x")
     parser.add_argument("--trigger", default=None, choices=["token", "off", "scan"], help="override the Trigger mode")
     parser.add_argument("--tta-steps", default=0, type=int, help="per-scan test-time adaptation steps (0 = off)")
+    parser.add_argument("--format", default="h5", choices=OUTPUT_FORMATS, help="output: fastMRI HDF5, DICOM or NIfTI")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
 
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     done = skipped = 0
     failed: list[str] = []
     for path in tqdm(inputs, desc="reconstructing", unit="vol", disable=len(inputs) < 2):
-        out = args.output / path.name
+        out = output_path(args.output, path.name, args.format)
         if out.exists() and not args.overwrite:
             skipped += 1
             continue
@@ -133,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.trigger,
                 args.tta_steps,
             )
-            write_reconstruction(out, recon, attrs, header)
+            note = write_output(out, args.format, recon, header, attrs, source_name=str(path.resolve()))
+            if note:
+                print(f"note: {note}", file=sys.stderr)
             done += 1
         except (InvalidInputError, ValueError, OSError) as err:
             msg = str(err) if str(path) in str(err) else f"{path}: {err}"

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..assets import asset
 from ..nirvana import NirvanaConfig, NirvanaModel
 from ..speed import optimize_for_inference
 from .report import emit, finish, new_row, recorded_errors
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
-BACKBONES = Path(__file__).resolve().parents[2] / "backbone"
+BACKBONES = asset("backbone")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
 
 

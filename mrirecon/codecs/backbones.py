@@ -17,9 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..assets import asset
 from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
-BACKBONE_DIR = Path(__file__).resolve().parents[2] / "backbone"
+BACKBONE_DIR = asset("backbone")
 CONFIG_ALIASES = {"tiny": "tiny/config.json", "1.3B": "nirvana-1.3B/config.json"}
 BACKBONES = ("nirvana", "gated-deltanet", "transformer", "none")
 TRANSFORMER_EXTRA = "transformer"

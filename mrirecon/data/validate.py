@@ -118,6 +118,18 @@ def _check_finite(path: Path, name: str, dset: h5py.Dataset) -> None:
             raise InvalidInputError(path, f"'{name}' contains NaN or Inf values (slice {s})")
 
 
+def check_hdf5_file(path: Path) -> None:
+    """The checks every HDF5 input passes before it is opened (fastMRI and ISMRMRD alike)."""
+    if not path.exists():
+        raise InvalidInputError(path, "file does not exist")
+    if not path.is_file():
+        raise InvalidInputError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(path, "empty file (0 bytes)")
+    if not h5py.is_hdf5(path):
+        raise InvalidInputError(path, "not an HDF5 file")
+
+
 def validate_file(path: str | os.PathLike, challenge: str | None = None, check_values: bool = True) -> FileInfo:
     """Check one fastMRI HDF5 file and describe it.
 
@@ -133,14 +145,7 @@ def validate_file(path: str | os.PathLike, challenge: str | None = None, check_v
     path = Path(path)
     if challenge is not None and challenge not in RECON_KEYS:
         raise ValueError(f"challenge must be 'multicoil' or 'singlecoil', not {challenge!r}")
-    if not path.exists():
-        raise InvalidInputError(path, "file does not exist")
-    if not path.is_file():
-        raise InvalidInputError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise InvalidInputError(path, "empty file (0 bytes)")
-    if not h5py.is_hdf5(path):
-        raise InvalidInputError(path, "not an HDF5 file")
+    check_hdf5_file(path)
     try:
         hf = h5py.File(path, "r")
     except OSError as err:

@@ -1,0 +1,352 @@
+"""ISMRMRD raw data (Cartesian 2-D, one or more slices) -> the in-memory :class:`~mrirecon.data.Volume`.
+
+Read with the ``ismrmrd`` package (``Dataset``, acquisitions, XML header). What the reader does:
+
+- noise-adjustment scans (``ACQ_IS_NOISE_MEASUREMENT``) give the coil noise covariance; the coils are
+  prewhitened with its inverse Cholesky factor, scaled to keep the mean noise power;
+- navigator, phase-correction, feedback and dummy acquisitions are left out; parallel-imaging
+  calibration lines of the same readout are k-space lines like any other;
+- k-space is placed by the encoding counters (slice, ``kspace_encode_step_1``), repeated lines
+  (averages) are averaged, one repetition is taken; several contrasts, phases or sets are refused;
+- readout oversampling (encoded over recon field of view along x) is removed in image space; the image
+  is later cropped to the ``reconSpace`` matrix (``Volume.crop_size``);
+- the mask is the set of acquired phase-encode lines: all acquired -> fully sampled (``mask`` None,
+  ``target`` the RSS image, as in fastMRI train files); otherwise a test-format volume;
+- the XML header is carried as ``Volume.header_xml``; the geometry of the acquisitions (when they carry
+  one) becomes the DICOM-style attributes of :data:`GEOMETRY_KEYS`, which the DICOM and NIfTI writers use.
+
+Image layout as in fastMRI: rows = readout (x), columns = phase encoding (y).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import ismrmrd
+import numpy as np
+import sigpy
+
+from mrirecon.data.transforms import center_run_length
+from mrirecon.data.validate import InvalidInputError, check_hdf5_file
+from mrirecon.data.volume import Volume
+
+GROUP = "dataset"
+MAX_RAW_BYTES = 4 << 30  # declared acquisition payload allowed before anything is read
+GEOMETRY_KEYS = (
+    "pixel_spacing",
+    "slice_thickness",
+    "slice_spacing",
+    "image_orientation_patient",
+    "image_position_patient",
+    "geometry_source",
+)
+NO_GEOMETRY = "none: the acquisitions carry no orientation (voxel sizes from the header, axes assumed)"
+_LEFT_OUT = (
+    ismrmrd.ACQ_IS_NAVIGATION_DATA,
+    ismrmrd.ACQ_IS_PHASECORR_DATA,
+    ismrmrd.ACQ_IS_HPFEEDBACK_DATA,
+    ismrmrd.ACQ_IS_RTFEEDBACK_DATA,
+    ismrmrd.ACQ_IS_DUMMYSCAN_DATA,
+    ismrmrd.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA,
+    ismrmrd.ACQ_IS_PHASE_STABILIZATION,
+    ismrmrd.ACQ_IS_PHASE_STABILIZATION_REFERENCE,
+)
+
+
+def raw_group(hf: h5py.File) -> str | None:
+    """Name of the ISMRMRD dataset group (``dataset`` or another group holding ``data`` and ``xml``)."""
+    names = [GROUP] + sorted(k for k in hf if k != GROUP)
+    for name in names:
+        group = hf.get(name)
+        if isinstance(group, h5py.Group) and "data" in group and "xml" in group:
+            return name
+    return None
+
+
+def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, max_bytes: int = MAX_RAW_BYTES) -> Volume:
+    """Validate and read an ISMRMRD raw file -> :class:`Volume` (kspace complex64 [S,C,H,W]).
+
+    Raises:
+        InvalidInputError: one line naming the file and the problem (refused layouts included).
+    """
+    path = Path(path)
+    check_hdf5_file(path)
+    header, xml, acquisitions = _load(path, max_bytes)
+    enc = _encoding(path, header)
+    noise, image = _split(acquisitions)
+    if not image:
+        raise InvalidInputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
+    image, repetitions = _one_repetition(path, image, repetition)
+    channels, samples = _uniform(path, image)
+    whitener = _prewhitener(path, noise, channels) if noise else None
+    kspace, slice_ids, acquired, firsts = _assemble(path, image, enc, channels, samples, whitener)
+    row_spacing = enc["fov_x"] / kspace.shape[-2]  # image-space crops keep the sample spacing
+    kspace = _remove_oversampling(kspace, enc)
+    crop = (min(enc["recon_x"], kspace.shape[-2]), min(enc["recon_y"], kspace.shape[-1]))
+    if not (acquired == acquired[:1]).all():
+        raise InvalidInputError(path, "slices were sampled on different phase-encode lines; one mask per file needed")
+    geometry = _geometry(firsts, enc, row_spacing, crop)
+    if "order" in geometry:  # slices sorted along the slice normal
+        order = geometry.pop("order")
+        kspace, slice_ids = kspace[order], [slice_ids[i] for i in order]
+    mask = acquired[0]
+    attrs: dict[str, Any] = {
+        "source_format": "ismrmrd",
+        "repetition": repetition,
+        "num_repetitions": repetitions,
+        "slice_indices": np.asarray(slice_ids, dtype=np.int32),
+        "noise_prewhitened": int(whitener is not None),
+        "noise_samples": int(sum(a.number_of_samples for a in noise)),
+        **geometry,
+    }
+    if mask.all():
+        target = _rss_target(kspace, crop)
+        mask_out, nlf = None, None
+        max_value = float(target.max())
+    else:
+        target, mask_out, max_value = None, mask, None
+        nlf = center_run_length(mask)
+        attrs["acceleration"] = int(round(mask.size / mask.sum()))
+        attrs["num_low_frequency"] = nlf
+    return Volume(
+        fname=path.name,
+        kspace=kspace,
+        mask=mask_out,
+        num_low_frequencies=nlf,
+        target=target,
+        max_value=max_value,
+        crop_size=crop,
+        attrs=attrs,
+        header_xml=xml,
+        challenge="multicoil",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _load(path: Path, max_bytes: int) -> tuple[Any, str, list[ismrmrd.Acquisition]]:
+    """XML header (parsed and as text) and every acquisition; declared sizes are checked first."""
+    try:
+        with h5py.File(path, "r") as hf:
+            group = raw_group(hf)
+            if group is None:
+                raise InvalidInputError(path, "not ISMRMRD raw data (no group holding 'data' and 'xml')")
+            data = hf[group]["data"]
+            if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
+                raise InvalidInputError(path, f"'{group}/data' is not an ISMRMRD acquisition table")
+            heads = data["head"]
+            declared = int((heads["number_of_samples"].astype(np.int64) * heads["active_channels"]).sum()) * 8
+    except OSError as err:
+        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    if declared > max_bytes:
+        raise InvalidInputError(
+            path, f"acquisitions declare {declared >> 20} MB of samples, above the limit of {max_bytes >> 20} MB"
+        )
+    try:
+        ds = ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r")
+    except OSError as err:
+        raise InvalidInputError(path, f"cannot open the ISMRMRD dataset ({err})") from None
+    try:
+        xml = ds.read_xml_header()
+        xml = xml.decode("utf-8", "replace") if isinstance(xml, bytes) else str(xml)
+        acquisitions = [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
+    except (OSError, KeyError, ValueError, LookupError, TypeError) as err:
+        raise InvalidInputError(path, f"cannot read the ISMRMRD acquisitions: truncated or corrupt ({err})") from None
+    finally:
+        ds.close()
+    try:
+        header = ismrmrd.xsd.CreateFromDocument(xml)
+    except Exception as err:  # the schema binding raises parser-specific types
+        msg = " ".join(str(err).split())[:200]
+        raise InvalidInputError(path, f"the ISMRMRD XML header is not valid ({msg})") from None
+    return header, xml, acquisitions
+
+
+def _encoding(path: Path, header: Any) -> dict[str, Any]:
+    """Matrix sizes, fields of view and the phase-encode centre of the single Cartesian 2-D encoding."""
+    if len(header.encoding) != 1:
+        raise InvalidInputError(path, f"{len(header.encoding)} encodings in the header; one is supported")
+    enc = header.encoding[0]
+    trajectory = getattr(enc.trajectory, "value", enc.trajectory)
+    if str(trajectory).lower() != "cartesian":
+        raise InvalidInputError(path, f"{trajectory} trajectory; only Cartesian data is supported")
+    es, rs = enc.encodedSpace, enc.reconSpace
+    if es.matrixSize.z > 1:
+        raise InvalidInputError(path, f"3-D encoding (encoded matrix z = {es.matrixSize.z}); only 2-D is supported")
+    fov = (es.fieldOfView_mm.x, es.fieldOfView_mm.y, rs.fieldOfView_mm.x)
+    if min(es.matrixSize.x, es.matrixSize.y, rs.matrixSize.x, rs.matrixSize.y) < 1 or min(fov) <= 0:
+        raise InvalidInputError(path, "the header's encoded/recon matrix sizes or fields of view are not positive")
+    e1 = enc.encodingLimits.kspace_encoding_step_1 if enc.encodingLimits else None
+    return {
+        "enc_x": int(es.matrixSize.x),
+        "enc_y": int(es.matrixSize.y),
+        "recon_x": int(rs.matrixSize.x),
+        "recon_y": int(rs.matrixSize.y),
+        "fov_x": float(es.fieldOfView_mm.x),
+        "fov_y": float(es.fieldOfView_mm.y),
+        "recon_fov_x": float(rs.fieldOfView_mm.x),
+        "thickness": float(rs.fieldOfView_mm.z or es.fieldOfView_mm.z or 0.0),
+        "center_y": int(e1.center) if e1 is not None and e1.center is not None else int(es.matrixSize.y) // 2,
+    }
+
+
+def _split(acquisitions: list[ismrmrd.Acquisition]) -> tuple[list, list]:
+    noise, image = [], []
+    for acq in acquisitions:
+        if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
+            noise.append(acq)
+        elif not any(acq.is_flag_set(flag) for flag in _LEFT_OUT):
+            image.append(acq)
+    return noise, image
+
+
+def _one_repetition(path: Path, image: list, repetition: int) -> tuple[list, int]:
+    """Refuse several contrasts/phases/sets; keep the acquisitions of one repetition."""
+    for counter, what in (("contrast", "contrasts"), ("phase", "cardiac phases"), ("set", "sets")):
+        values = {getattr(a.idx, counter) for a in image}
+        if len(values) > 1:
+            raise InvalidInputError(
+                path, f"{len(values)} {what} (idx.{counter}); only one per file is supported: split the file first"
+            )
+    if any(a.idx.kspace_encode_step_2 != 0 for a in image):
+        raise InvalidInputError(path, "kspace_encode_step_2 varies: 3-D encoding is not supported")
+    reps = sorted({a.idx.repetition for a in image})
+    if repetition not in reps:
+        raise InvalidInputError(path, f"repetition {repetition} is not in the file (it has {reps})")
+    return [a for a in image if a.idx.repetition == repetition], len(reps)
+
+
+def _uniform(path: Path, image: list) -> tuple[int, int]:
+    channels = {a.active_channels for a in image}
+    samples = {a.number_of_samples - a.discard_pre - a.discard_post for a in image}
+    if len(channels) != 1:
+        raise InvalidInputError(path, f"imaging acquisitions have different channel counts {sorted(channels)}")
+    if len(samples) != 1:
+        raise InvalidInputError(path, f"imaging readouts have different lengths {sorted(samples)}")
+    (c,), (n,) = channels, samples
+    if c < 1 or n < 1:
+        raise InvalidInputError(path, "imaging acquisitions hold no samples")
+    return c, n
+
+
+# --------------------------------------------------------------------------------------------
+# physics
+
+
+def _prewhitener(path: Path, noise: list, channels: int) -> np.ndarray:
+    """[C,C] matrix W with W Psi W^H = (mean noise power) I, Psi the coil noise covariance."""
+    if {a.active_channels for a in noise} != {channels}:
+        raise InvalidInputError(path, f"noise scans do not have the {channels} channels of the imaging data")
+    samples = np.concatenate([a.data for a in noise], axis=1).astype(np.complex128)  # [C, N]
+    if samples.shape[1] <= channels:
+        raise InvalidInputError(
+            path, f"noise scans hold {samples.shape[1]} samples for {channels} coils: too few for a covariance"
+        )
+    psi = samples @ samples.conj().T / samples.shape[1]
+    if not np.isfinite(psi).all():
+        raise InvalidInputError(path, "noise scans contain NaN or Inf values")
+    try:
+        lower = np.linalg.cholesky(psi)
+    except np.linalg.LinAlgError:
+        raise InvalidInputError(path, "the coil noise covariance is singular (a dead or duplicated channel?)") from None
+    scale = np.sqrt(np.trace(psi).real / channels)
+    return scale * np.linalg.inv(lower)
+
+
+def _assemble(
+    path: Path, image: list, enc: dict, channels: int, samples: int, whitener: np.ndarray | None
+) -> tuple[np.ndarray, list[int], np.ndarray, dict[int, Any]]:
+    """k-space [S,C,Nx,Ny] (averaged over repeated lines), slice ids, acquired lines bool [S,Ny] and
+    the first acquisition of every slice (for its geometry)."""
+    nx = max(enc["enc_x"], samples)
+    ny = enc["enc_y"]
+    shift_y = ny // 2 - enc["center_y"]
+    slice_ids = sorted({a.idx.slice for a in image})
+    row = {s: i for i, s in enumerate(slice_ids)}
+    total = np.zeros((len(slice_ids), channels, nx, ny), np.complex128)
+    count = np.zeros((len(slice_ids), ny), np.int64)
+    firsts: dict[int, Any] = {}
+    for acq in image:
+        line = acq.data[:, acq.discard_pre : acq.number_of_samples - acq.discard_post]
+        if acq.is_flag_set(ismrmrd.ACQ_IS_REVERSE):
+            line = line[:, ::-1]
+        start = nx // 2 - (acq.center_sample - acq.discard_pre)
+        col = acq.idx.kspace_encode_step_1 + shift_y
+        if not (start >= 0 and start + samples <= nx):
+            raise InvalidInputError(path, f"readout centre sample {acq.center_sample} does not fit {nx} samples")
+        if not 0 <= col < ny:
+            raise InvalidInputError(
+                path, f"phase-encode line {acq.idx.kspace_encode_step_1} lies outside the encoded matrix ({ny} lines)"
+            )
+        if whitener is not None:
+            line = whitener @ line
+        s = row[acq.idx.slice]
+        total[s, :, start : start + samples, col] += line
+        count[s, col] += 1
+        firsts.setdefault(s, acq)
+    kspace = total / np.maximum(count, 1)[:, None, None, :]
+    if not np.isfinite(kspace).all():
+        raise InvalidInputError(path, "k-space contains NaN or Inf values")
+    return kspace.astype(np.complex64), slice_ids, count > 0, firsts
+
+
+def _remove_oversampling(kspace: np.ndarray, enc: dict) -> np.ndarray:
+    """Crop the readout field of view to the recon one in image space -> k-space [S,C,H,W]."""
+    nx = kspace.shape[-2]
+    keep = int(round(nx * enc["recon_fov_x"] / enc["fov_x"]))
+    if keep >= nx:
+        return kspace
+    image = sigpy.ifft(kspace, axes=(-2,))  # centred, orthonormal
+    start = nx // 2 - keep // 2
+    cropped = sigpy.fft(image[..., start : start + keep, :], axes=(-2,))
+    return np.ascontiguousarray(cropped, dtype=np.complex64)
+
+
+def _rss_target(kspace: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+    """Root-sum-of-squares image of fully sampled k-space cropped to the recon matrix: float32 [S,h,w]."""
+    images = sigpy.ifft(kspace, axes=(-2, -1))
+    rss = np.sqrt((np.abs(images) ** 2).sum(axis=1))
+    h, w = rss.shape[-2:]
+    top, left = (h - crop[0]) // 2, (w - crop[1]) // 2
+    return np.ascontiguousarray(rss[:, top : top + crop[0], left : left + crop[1]], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# geometry
+
+
+def _geometry(firsts: dict[int, Any], enc: dict, dr: float, crop: tuple[int, int]) -> dict[str, Any]:
+    """DICOM-style geometry attributes (LPS, as ISMRMRD's patient coordinates) of the cropped image.
+
+    Rows follow ``read_dir``, columns ``phase_dir``; ``order`` sorts the slices along the normal.
+    """
+    dc = enc["fov_y"] / enc["enc_y"]
+    out: dict[str, Any] = {"pixel_spacing": np.array([dr, dc]), "geometry_source": NO_GEOMETRY}
+    if enc["thickness"] > 0:
+        out["slice_thickness"] = enc["thickness"]
+    acqs = [firsts[s] for s in sorted(firsts)]
+    read = np.array([list(a.read_dir) for a in acqs], dtype=np.float64)
+    phase = np.array([list(a.phase_dir) for a in acqs], dtype=np.float64)
+    centre = np.array([list(a.position) for a in acqs], dtype=np.float64)
+    unit = lambda v: np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-3)  # noqa: E731
+    if not (unit(read) and unit(phase)) or not (np.allclose(read, read[0], atol=1e-4) and np.allclose(phase, phase[0])):
+        return out
+    row_dir, col_dir = phase[0], read[0]  # DICOM: along a row = increasing column index = phase encoding
+    normal = np.cross(row_dir, col_dir)
+    order = np.argsort(centre @ normal, kind="stable")
+    centre = centre[order]
+    first = centre - (crop[0] // 2) * dr * col_dir - (crop[1] // 2) * dc * row_dir
+    out.update(
+        image_orientation_patient=np.concatenate([row_dir, col_dir]),
+        image_position_patient=first,
+        geometry_source="ismrmrd acquisition headers (position, read_dir, phase_dir)",
+        order=order,
+    )
+    if len(order) > 1:
+        out["slice_spacing"] = float(np.median(np.diff(centre @ normal)))
+    return out
