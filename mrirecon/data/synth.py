@@ -30,15 +30,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import fastmri
 import h5py
 import numpy as np
-import torch
-from fastmri.data.transforms import center_crop
 from scipy import ndimage
 
 from mrirecon.data.ismrmrd import make_header
 from mrirecon.data.masks import STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
+from mrirecon.physics import fft2c_np, zero_filled_rss_np
 
 FORMAT_VERSION = 1
 MARKER = ".synth.json"
@@ -244,23 +242,9 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray
     return (field + ramp).astype(np.float32)
 
 
-def fft2c(x: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2-D FFT over the last two axes (fastmri.fft2c)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.fft2c(t).contiguous()).numpy()
-
-
-def ifft2c(k: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2-D inverse FFT over the last two axes (fastmri.ifft2c)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(k, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.ifft2c(t).contiguous()).numpy()
-
-
 def rss_target(kspace: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
     """fastMRI's target: root-sum-of-squares of the coil images [S,C,H,W], centre-cropped -> [S,h,w]."""
-    img = np.abs(ifft2c(kspace))
-    rss = np.sqrt((img.astype(np.float64) ** 2).sum(axis=1)).astype(np.float32)
-    return np.ascontiguousarray(center_crop(rss, crop))
+    return zero_filled_rss_np(kspace, crop)
 
 
 def simulate_kspace(
@@ -282,7 +266,7 @@ def simulate_kspace(
     fg = img[img > 0.1 * peak]
     sigma = float(fg.mean() if fg.size else peak) / snr
     coil_img = maps[None] * (img * np.exp(1j * phase)[None])[:, None]
-    kspace = fft2c(coil_img)
+    kspace = fft2c_np(coil_img)
     noise = rng.standard_normal((2, *kspace.shape), dtype=np.float32) * np.float32(sigma / np.sqrt(2))
     kspace = (kspace + (noise[0] + 1j * noise[1])).astype(np.complex64)
     return kspace, rss_target(kspace, (h, w))
