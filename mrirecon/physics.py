@@ -51,16 +51,28 @@ fft2c = fastmri.fft2c  # [..., H, W, 2] -> [..., H, W, 2], centred, orthonormal
 ifft2c = fastmri.ifft2c
 
 
+def _centred(x: np.ndarray, inverse: bool) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64))
+    dims = (-2, -1)
+    fft = torch.fft.ifftn if inverse else torch.fft.fftn
+    H, W = t.shape[-2:]
+    if H % 2 or W % 2:
+        return torch.fft.fftshift(fft(torch.fft.ifftshift(t, dim=dims), dim=dims, norm="ortho"), dim=dims).numpy()
+    # even sizes: the shifts are a (-1)^(i+j) modulation before and after the transform, times
+    # (-1)^((H+W)/2); cheaper than rolling complex arrays
+    checker = ((-1.0) ** (torch.arange(H)[:, None] + torch.arange(W)[None])).to(torch.float32)
+    out = fft(t * checker, dim=dims, norm="ortho")
+    return (out * (checker * (-1.0) ** ((H + W) // 2))).numpy()
+
+
 def fft2c_np(x: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2-D FFT over the last two axes of a complex array (``fastmri.fft2c``)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.fft2c(t).contiguous()).numpy()
+    """Centred orthonormal 2-D FFT over the last two axes of a complex array (same as ``fastmri.fft2c``)."""
+    return _centred(x, inverse=False)
 
 
 def ifft2c_np(k: np.ndarray) -> np.ndarray:
     """Centred orthonormal 2-D inverse FFT over the last two axes of a complex array (``fastmri.ifft2c``)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(k, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.ifft2c(t).contiguous()).numpy()
+    return _centred(k, inverse=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,8 +126,8 @@ def zero_filled_rss(masked_kspace: Tensor, crop: tuple[int, int] | None = None) 
 
 def rss_np(kspace: np.ndarray, coil_axis: int = -3) -> np.ndarray:
     """RSS of the coil images of complex k-space (coils on ``coil_axis``), float32, summed in float64."""
-    img = np.abs(ifft2c_np(kspace)).astype(np.float64)
-    return np.sqrt((img**2).sum(axis=coil_axis)).astype(np.float32)
+    power = torch.from_numpy(ifft2c_np(kspace)).abs().double().square()
+    return power.sum(dim=coil_axis).sqrt().float().numpy()
 
 
 def zero_filled_rss_np(kspace: np.ndarray, crop: tuple[int, int] | None = None) -> np.ndarray:
@@ -130,17 +142,25 @@ def zero_filled_rss_np(kspace: np.ndarray, crop: tuple[int, int] | None = None) 
 BASE_MASK_TYPES = ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
 
 
-def make_mask_func(mask_type: str, accelerations: Sequence[int], center_fractions: Sequence[float]) -> MaskFunc:
+def make_mask_func(
+    mask_type: str,
+    accelerations: Sequence[int],
+    center_fractions: Sequence[float],
+    partial_fourier_prob: float = 0.0,
+) -> MaskFunc:
     """A fastMRI MaskFunc; one (acceleration, centre fraction) pair is drawn per call.
 
     ``mask_type="mixed"`` returns a :class:`MixedMaskFunc` over random / equispaced / equispaced_fraction
     with the acceleration drawn from ``accelerations`` and the centre fraction uniform in
-    [min(center_fractions), max(center_fractions)].
+    [min(center_fractions), max(center_fractions)] and a partial-Fourier cut with ``partial_fourier_prob``
+    (other types: must be 0).
     """
     if mask_type == "mixed":
         if not accelerations or not center_fractions:
             raise ValueError("mixed masks need non-empty accelerations and center_fractions")
-        return MixedMaskFunc(accelerations, (min(center_fractions), max(center_fractions)))
+        return MixedMaskFunc(accelerations, (min(center_fractions), max(center_fractions)), partial_fourier_prob)
+    if partial_fourier_prob:
+        raise ValueError("partial Fourier is drawn by mask_type 'mixed' only")
     if mask_type not in BASE_MASK_TYPES:
         raise ValueError(f"unknown mask_type {mask_type!r}; choose one of {', '.join((*BASE_MASK_TYPES, 'mixed'))}")
     if len(accelerations) != len(center_fractions) or not accelerations:
@@ -249,7 +269,8 @@ def coil_noise(shape: tuple[int, ...], cov: np.ndarray, sigma: float, rng: np.ra
     C = cov.shape[0]
     if shape[-3] != C:
         raise ValueError(f"noise shape {shape} does not have {C} coils on axis -3")
-    chol = np.linalg.cholesky(cov).astype(np.complex64)
-    white = rng.standard_normal((2, *shape), dtype=np.float32)
-    white = (white[0] + 1j * white[1]) * np.float32(sigma / np.sqrt(2.0))
-    return np.einsum("ij,...jhw->...ihw", chol, white, optimize=True).astype(np.complex64)
+    chol = torch.from_numpy(np.linalg.cholesky(cov).astype(np.complex64))
+    gen = torch.Generator().manual_seed(int(rng.integers(2**63)))  # seeded from rng: reproducible
+    white = torch.randn(shape, dtype=torch.complex64, generator=gen) * float(sigma)  # E|n|^2 = sigma^2
+    flat = white.reshape(*shape[:-3], C, -1)  # [..., C, H*W]
+    return (chol @ flat).reshape(shape).numpy()

@@ -14,6 +14,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
 TISSUE_FILES = {
@@ -100,12 +102,14 @@ def sample_coordinates(
     pts = pts + load_tissues()["centre"] + np.asarray(geometry.centre_mm)  # 1 mm voxels
     coords = np.moveaxis(pts, -1, 0).astype(np.float32)  # [3,S,H,W]
     if geometry.elastic_mm > 0:
+        # the field is smooth on a ~40 mm scale: evaluate it every 8th pixel and interpolate bilinearly
         coarse = rng.normal(0.0, geometry.elastic_mm, size=(3, 5, 5, 5)).astype(np.float32)
-        where = coords / (template - 1).reshape(3, 1, 1, 1).astype(np.float32) * 4.0
-        flat = where.reshape(3, -1)
-        for axis in range(3):
-            disp = ndimage.map_coordinates(coarse[axis], flat, order=3, mode="nearest")
-            coords[axis] += disp.reshape(coords.shape[1:])
+        knots = coords[:, :, ::8, ::8]
+        where = (knots / (template - 1).reshape(3, 1, 1, 1).astype(np.float32) * 4.0).reshape(3, -1)
+        disp = np.stack([ndimage.map_coordinates(coarse[a], where, order=3, mode="nearest") for a in range(3)])
+        disp = torch.from_numpy(disp.reshape(3, *knots.shape[1:])).permute(1, 0, 2, 3)  # [S,3,h,w]
+        full = F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False)
+        coords += full.permute(1, 0, 2, 3).numpy()
     return coords
 
 
@@ -114,9 +118,15 @@ def tissue_slices(coords: np.ndarray, skull_mm: float, scalp_mm: float) -> dict[
     flat = coords.reshape(3, -1)
     shape = coords.shape[1:]
     t = load_tissues()
-    gm = ndimage.map_coordinates(t["gm"], flat, order=1, mode="constant").reshape(shape)
-    wm = ndimage.map_coordinates(t["wm"], flat, order=1, mode="constant").reshape(shape)
-    d = ndimage.map_coordinates(t["dist"], flat / 2.0, order=1, mode="nearest").reshape(shape)
+    # only points inside the template are interpolated (with readout oversampling, half the grid is air)
+    inside_box = np.all((flat >= 0) & (flat <= np.array(TEMPLATE_SHAPE, np.float32)[:, None] - 1), axis=0)
+    pts = flat[:, inside_box]
+    gm, wm = np.zeros(flat.shape[1], np.float32), np.zeros(flat.shape[1], np.float32)
+    d = np.full(flat.shape[1], 1e3, np.float32)
+    gm[inside_box] = ndimage.map_coordinates(t["gm"], pts, order=1, mode="constant")
+    wm[inside_box] = ndimage.map_coordinates(t["wm"], pts, order=1, mode="constant")
+    d[inside_box] = ndimage.map_coordinates(t["dist"], pts / 2.0, order=1, mode="nearest")
+    gm, wm, d = gm.reshape(shape), wm.reshape(shape), d.reshape(shape)
 
     def inside(r: float) -> np.ndarray:  # soft indicator of d < r (1 mm edge)
         return np.clip(r + 0.5 - d, 0.0, 1.0)

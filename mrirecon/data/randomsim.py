@@ -241,8 +241,8 @@ def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np
     sigma = float(image[fg].mean() if fg.any() else draw.peak) * mean_coil / draw.snr
     kspace = np.empty((S, draw.num_coils, H, W), np.complex64)
     for s in range(S):  # slice by slice: peak memory stays at one slice of temporaries
-        kspace[s] = fft2c_np(maps * (image[s] * phase)[None])
-        kspace[s] += coil_noise((draw.num_coils, H, W), cov, sigma, rng)
+        coil_images = maps * (image[s] * phase)[None]
+        kspace[s] = fft2c_np(coil_images) + coil_noise((draw.num_coils, H, W), cov, sigma, rng)
     return kspace, zero_filled_rss_np(kspace, (h, w))
 
 
