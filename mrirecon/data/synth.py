@@ -444,6 +444,13 @@ def _write_volume(root: Path, split: str, i: int, cfg: Preset | SimConfig, seed:
             write_test_pair(root / targets[split][0], root / targets[split][1], vol, acc)
 
 
+def _one_thread() -> None:
+    """Pool workers: one torch thread each, so that parallel volumes do not oversubscribe the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def generate_dataset(
     root: str | os.PathLike, preset: str | Preset = "small", seed: int = 0, progress: bool = True, workers: int = 1
 ) -> Path:
@@ -460,7 +467,7 @@ def generate_dataset(
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
             for future in [pool.submit(_write_volume, root, split, i, cfg, seed) for split, i in jobs]:
                 future.result()
                 bar.update()
