@@ -44,7 +44,8 @@ class ShapeBatchSampler(Sampler[list[int]]):
     Each epoch shuffles (seed + epoch) within shape groups, cuts them into batches of ``batch_size``
     (the last batch of a group may be smaller) and shuffles the batch order. Under torch.distributed each
     process takes every ``world``-th batch of a list trimmed to a multiple of the world size (equal
-    step counts). Call ``set_epoch`` for a new order (Lightning does).
+    step counts), so under DDP set the trainer's ``use_distributed_sampler: false``. Call ``set_epoch``
+    for a new order (Lightning does).
     """
 
     def __init__(self, dataset: ValidatedSliceDataset, batch_size: int, shuffle: bool = True, seed: int = 0):
@@ -168,12 +169,12 @@ class FastMRIDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict"):
             self._dataset(self.test_split, train=False)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool, group_shapes: bool = True) -> DataLoader:
         ds = self._dataset(split, train)
         sampler = None
         if not train and self.volume_sampler and _distributed():
             sampler = _LightningVolumeSampler(ds, shuffle=False)
-        if self.batch_size > 1 and sampler is None:
+        if self.batch_size > 1 and sampler is None and group_shapes:
             batches = ShapeBatchSampler(ds, self.batch_size, shuffle=train, seed=self.synth_seed)
             if train or len(batches.groups) > 1:  # evaluation keeps plain batches when all shapes agree
                 return DataLoader(
@@ -198,4 +199,5 @@ class FastMRIDataModule(L.LightningDataModule):
         return self._loader(self.test_split, train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_split, train=False)
+        # Lightning rebuilds prediction loaders around its own sampler, which a batch sampler cannot take
+        return self._loader(self.test_split, train=False, group_shapes=False)
