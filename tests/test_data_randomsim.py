@@ -218,7 +218,7 @@ def test_cli_overrides_and_rejects_bad_counts(tmp_path, capsys):
     files = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.h5"))
     assert files == ["train/synth_train_000.h5"]
     meta = json.loads((out / ".synth.json").read_text())
-    assert meta["n_train"] == 1 and meta["slices"] == 1
+    assert meta["n_train"] == 1 and meta["slices"] == 1 and meta["preset"] == "random-tiny"
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "p"), "--preset", "small", "--physics-volumes", "2"])
     with pytest.raises(SystemExit):

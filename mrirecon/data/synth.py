@@ -452,13 +452,18 @@ def _one_thread() -> None:
 
 
 def generate_dataset(
-    root: str | os.PathLike, preset: str | Preset = "small", seed: int = 0, progress: bool = True, workers: int = 1
+    root: str | os.PathLike,
+    preset: str | Preset | SimConfig = "small",
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    name: str | None = None,
 ) -> Path:
     """Write the whole simulated dataset under ``root`` (existing files of the same names are replaced).
     Volumes are independent and seeded, so ``workers`` > 1 builds them in parallel with the same result."""
     root = Path(root)
     cfg = get_preset(preset) if isinstance(preset, str) else preset
-    name = preset if isinstance(preset, str) else "custom"
+    name = name or (preset if isinstance(preset, str) else "custom")
     jobs = list(_volumes(cfg))
     from tqdm.auto import tqdm
 
@@ -546,9 +551,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root / sub, ignore_errors=True)
         (root / MARKER).unlink()
     t0 = time.perf_counter()
-    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers)
-    n = sum(1 for _ in root.glob("*/*.h5"))
     name = args.preset if not args.full else "full"
+    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers, name=name)
+    n = sum(1 for _ in root.glob("*/*.h5"))
     print(f"wrote {n} files under {root} in {time.perf_counter() - t0:.1f} s (preset {name}, seed {args.seed})")
     return 0
 
