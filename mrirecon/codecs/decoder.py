@@ -8,10 +8,11 @@ hidden [B,N,D] -> LayerNorm -> token_dim -> per-token transposed patch projectio
 
 from __future__ import annotations
 
-import fastmri
 import torch
 from fastmri.models.varnet import NormUnet
 from torch import Tensor, nn
+
+from mrirecon.physics import data_consistency, rss, sens_expand
 
 from .encoder import Encoded
 from .graph_safe import CascadeBlock, graph_safe
@@ -70,10 +71,9 @@ class ImageDecoder(nn.Module):
     ) -> Tensor:
         """-> RSS magnitude [B,H,W], or with ``return_kspace`` the final coil k-space [B,C,H,W,2]."""
         x1 = self.image(hidden, enc)
-        kspace = fastmri.fft2c(fastmri.complex_mul(x1, enc.sens_maps))
-        kspace = torch.where(mask, masked_kspace, kspace)
+        kspace = data_consistency(sens_expand(x1, enc.sens_maps), masked_kspace, mask)
         for block in self.cascades:
             kspace = block(kspace, masked_kspace, mask, enc.sens_maps)
         if return_kspace:
             return kspace
-        return fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(kspace)), dim=1)
+        return rss(kspace, coil_dim=1)

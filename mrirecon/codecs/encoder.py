@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mrirecon.physics import sens_reduce
+
 from .graph_safe import CentreSensitivityModel
 
 
@@ -66,7 +68,7 @@ class KSpaceEncoder(nn.Module):
 
     def forward(self, masked_kspace: Tensor, mask: Tensor, num_low_frequencies: Tensor | int | None) -> Encoded:
         sens = self.sens_net(masked_kspace, mask, num_low_frequencies)
-        x0 = fastmri.complex_mul(fastmri.ifft2c(masked_kspace), fastmri.complex_conj(sens)).sum(1, keepdim=True)
+        x0 = sens_reduce(masked_kspace, sens)
         # Per-scan scale: raw fastMRI units are ~1e-5..1e-3; the codecs work near unit scale.
         scale = fastmri.complex_abs(x0).flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1, 1)
         image = x0 / scale

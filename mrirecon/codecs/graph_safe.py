@@ -11,6 +11,8 @@ from fastmri.models.unet import Unet
 from fastmri.models.varnet import NormUnet, SensitivityModel, VarNetBlock
 from torch import Tensor, nn
 
+from mrirecon.physics import sens_expand, sens_reduce, soft_data_consistency
+
 
 class GraphSafeUnet(Unet):
     """fastmri's ``Unet`` deciding the skip-connection padding from shapes alone. fastmri tests a host tensor
@@ -151,6 +153,6 @@ class CascadeBlock(VarNetBlock):
         super().__init__(graph_safe(model))
 
     def forward(self, current_kspace: Tensor, ref_kspace: Tensor, mask: Tensor, sens_maps: Tensor) -> Tensor:
-        soft_dc = torch.where(mask, current_kspace - ref_kspace, 0.0) * self.dc_weight
-        model_term = self.sens_expand(self.model(self.sens_reduce(current_kspace, sens_maps)), sens_maps)
+        soft_dc = soft_data_consistency(current_kspace, ref_kspace, mask, self.dc_weight)
+        model_term = sens_expand(self.model(sens_reduce(current_kspace, sens_maps)), sens_maps)
         return current_kspace - soft_dc - model_term

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import torch
 from fastmri.data.volume_sampler import VolumeSampler
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from mrirecon.data.dataset import ValidatedSliceDataset
 from mrirecon.data.masks import make_mask_func
@@ -37,11 +38,57 @@ def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+class ShapeBatchSampler(Sampler[list[int]]):
+    """Batches of slices that share one k-space shape and crop size, so mixed matrix sizes batch.
+
+    Each epoch shuffles (seed + epoch) within shape groups, cuts them into batches of ``batch_size``
+    (the last batch of a group may be smaller) and shuffles the batch order. Under torch.distributed each
+    process takes every ``world``-th batch of a list trimmed to a multiple of the world size (equal
+    step counts), so under DDP set the trainer's ``use_distributed_sampler: false``. Call ``set_epoch``
+    for a new order (Lightning does).
+    """
+
+    def __init__(self, dataset: ValidatedSliceDataset, batch_size: int, shuffle: bool = True, seed: int = 0):
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        groups: dict[tuple, list[int]] = {}
+        for i, (fname, _, _) in enumerate(dataset.raw_samples):
+            info = dataset.file_info[str(fname)]
+            groups.setdefault((tuple(info.kspace_shape[1:]), tuple(info.crop_size)), []).append(i)
+        self.groups = list(groups.values())
+        self.rank, self.world = (
+            (torch.distributed.get_rank(), torch.distributed.get_world_size()) if _distributed() else (0, 1)
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        batches = []
+        for group in self.groups:
+            order = [group[i] for i in torch.randperm(len(group), generator=g)] if self.shuffle else group
+            batches += [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g)]
+        usable = len(batches) - len(batches) % self.world if len(batches) >= self.world else len(batches)
+        return batches[:usable][self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
 class FastMRIDataModule(L.LightningDataModule):
     """Train/val/test loaders of ``VarNetSample`` slices from ``data_path/{train,val,<test_split>}``.
 
     Training masks are random per call; validation and test masks are fixed per file (seed from the
-    file name); test-format files use their own mask. Every file is validated in ``setup`` (a bad
+    file name); test-format files use their own mask. ``mask_type="mixed"`` draws the mask type
+    (random / equispaced / equispaced_fraction), the acceleration from ``accelerations`` and the centre
+    fraction in [min, max] of ``center_fractions`` per slice, with a partial-Fourier cut with probability
+    ``partial_fourier_prob``. Training batches of ``batch_size`` > 1 group slices of one k-space
+    shape (mixed matrix sizes; :class:`ShapeBatchSampler`). Every file is validated in ``setup`` (a bad
     file raises :class:`InvalidInputError` naming it). With ``synth=True`` and no ``train/`` folder,
     ``prepare_data`` writes the embedded simulated dataset (small preset) under ``data_path``.
     With ``volume_sampler=True`` under torch.distributed, validation/test use fastMRI's VolumeSampler
@@ -64,6 +111,7 @@ class FastMRIDataModule(L.LightningDataModule):
         synth_preset: str = "small",
         synth_seed: int = 0,
         check_values: bool = False,
+        partial_fourier_prob: float = 0.0,
     ):
         super().__init__()
         if challenge not in ("multicoil", "singlecoil"):
@@ -82,7 +130,8 @@ class FastMRIDataModule(L.LightningDataModule):
         self.synth_preset = synth_preset
         self.synth_seed = synth_seed
         self.check_values = check_values
-        make_mask_func(mask_type, self.accelerations, self.center_fractions)  # fail early on bad args
+        self.partial_fourier_prob = partial_fourier_prob
+        self._mask_func()  # fail early on bad args
         self.datasets: dict[str, ValidatedSliceDataset] = {}
 
     def prepare_data(self) -> None:
@@ -95,7 +144,7 @@ class FastMRIDataModule(L.LightningDataModule):
             folder = self.data_path / split
             if not folder.is_dir():
                 raise InvalidInputError(folder, f"'{split}' folder not found under {self.data_path}")
-            mask_func = make_mask_func(self.mask_type, self.accelerations, self.center_fractions)
+            mask_func = self._mask_func()
             self.datasets[split] = ValidatedSliceDataset(
                 folder,
                 challenge=self.challenge,
@@ -107,6 +156,11 @@ class FastMRIDataModule(L.LightningDataModule):
                 raise InvalidInputError(folder, "no slices found (no .h5 files?)")
         return self.datasets[split]
 
+    def _mask_func(self):
+        return make_mask_func(
+            self.mask_type, self.accelerations, self.center_fractions, partial_fourier_prob=self.partial_fourier_prob
+        )
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self._dataset("train", train=True)
@@ -115,11 +169,17 @@ class FastMRIDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict"):
             self._dataset(self.test_split, train=False)
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def _loader(self, split: str, train: bool, group_shapes: bool = True) -> DataLoader:
         ds = self._dataset(split, train)
         sampler = None
         if not train and self.volume_sampler and _distributed():
             sampler = _LightningVolumeSampler(ds, shuffle=False)
+        if self.batch_size > 1 and sampler is None and group_shapes:
+            batches = ShapeBatchSampler(ds, self.batch_size, shuffle=train, seed=self.synth_seed)
+            if train or len(batches.groups) > 1:  # evaluation keeps plain batches when all shapes agree
+                return DataLoader(
+                    ds, batch_sampler=batches, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
+                )
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -139,4 +199,5 @@ class FastMRIDataModule(L.LightningDataModule):
         return self._loader(self.test_split, train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_split, train=False)
+        # Lightning rebuilds prediction loaders around its own sampler, which a batch sampler cannot take
+        return self._loader(self.test_split, train=False, group_shapes=False)

@@ -12,8 +12,13 @@ Layout under ``root``::
     test_truth/                their ground truth (reconstruction_rss, same file names)
     shift_test_format/         other anatomy, 12-16 coils, 2x readout oversampling, 4x and 8x
     shift_truth/               its ground truth
+    physics_test_format/       (``random*`` presets) coil model, noise and matrix outside the training ranges
+    physics_truth/             its ground truth
 
-Run ``python -m mrirecon.data.synth [--out data/synth] [--preset small|full] [--seed 0]``.
+The presets ``small``/``full``/``tiny`` are the original simulator; ``random``, ``random-small`` and
+``random-tiny`` are the physics-randomised one (:mod:`mrirecon.data.randomsim`).
+
+Run ``python -m mrirecon.data.synth [--out data/synth] [--preset small|full|random|...] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -27,24 +32,24 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import fastmri
 import h5py
 import numpy as np
-import torch
-from fastmri.data.transforms import center_crop
 from scipy import ndimage
 
+from mrirecon.data import randomsim
 from mrirecon.data.ismrmrd import make_header
 from mrirecon.data.masks import STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
+from mrirecon.data.randomsim import SIM_PRESETS, SimConfig
+from mrirecon.physics import fft2c_np, zero_filled_rss_np
 
 FORMAT_VERSION = 1
 MARKER = ".synth.json"
 MNI_RELPATH = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 DIPY_FILES = ("S0_10slices.nii.gz", "aniso_vox.nii.gz", "t1_coronal_slice.npy")
-SPLIT_CODES = {"train": 1, "val": 2, "test": 3, "shift": 4}
+SPLIT_CODES = {"train": 1, "val": 2, "test": 3, "shift": 4, "physics": 5}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ PRESETS: dict[str, Preset] = {
     # fastMRI brain size: 16 coils, k-space 640x320, target 320x320, 16 slices
     "full": Preset((320, 320), 2, (16, 16), 16, 16, 4, 4, 3, shift_coils=(16, 16), pixel_mm=0.7),
 }
+
+
+PRESET_NAMES = (*PRESETS, *SIM_PRESETS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,23 +252,9 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray
     return (field + ramp).astype(np.float32)
 
 
-def fft2c(x: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2-D FFT over the last two axes (fastmri.fft2c)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.fft2c(t).contiguous()).numpy()
-
-
-def ifft2c(k: np.ndarray) -> np.ndarray:
-    """Centred orthonormal 2-D inverse FFT over the last two axes (fastmri.ifft2c)."""
-    t = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(k, dtype=np.complex64)))
-    return torch.view_as_complex(fastmri.ifft2c(t).contiguous()).numpy()
-
-
 def rss_target(kspace: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
     """fastMRI's target: root-sum-of-squares of the coil images [S,C,H,W], centre-cropped -> [S,h,w]."""
-    img = np.abs(ifft2c(kspace))
-    rss = np.sqrt((img.astype(np.float64) ** 2).sum(axis=1)).astype(np.float32)
-    return np.ascontiguousarray(center_crop(rss, crop))
+    return zero_filled_rss_np(kspace, crop)
 
 
 def simulate_kspace(
@@ -282,7 +276,7 @@ def simulate_kspace(
     fg = img[img > 0.1 * peak]
     sigma = float(fg.mean() if fg.size else peak) / snr
     coil_img = maps[None] * (img * np.exp(1j * phase)[None])[:, None]
-    kspace = fft2c(coil_img)
+    kspace = fft2c_np(coil_img)
     noise = rng.standard_normal((2, *kspace.shape), dtype=np.float32) * np.float32(sigma / np.sqrt(2))
     kspace = (kspace + (noise[0] + 1j * noise[1])).astype(np.complex64)
     return kspace, rss_target(kspace, (h, w))
@@ -312,6 +306,7 @@ class SimVolume:
     header: str
     acquisition: str
     patient_id: str
+    extra_attrs: dict[str, object] = field(default_factory=dict)
 
 
 def _common_attrs(vol: SimVolume) -> dict[str, object]:
@@ -320,6 +315,7 @@ def _common_attrs(vol: SimVolume) -> dict[str, object]:
         "norm": np.float64(np.linalg.norm(vol.target)),
         "acquisition": vol.acquisition,
         "patient_id": vol.patient_id,
+        **vol.extra_attrs,
     }
 
 
@@ -343,6 +339,7 @@ def write_test_pair(fmt_dir: Path, truth_dir: Path, vol: SimVolume, acceleration
         "num_low_frequency": np.int64(nlf),
         "acquisition": vol.acquisition,
         "patient_id": vol.patient_id,
+        **vol.extra_attrs,
     }
     _atomic_h5(fmt_dir / fname, {"kspace": masked, "mask": mask, "ismrmrd_header": vol.header}, test_attrs)
     truth_attrs = {**_common_attrs(vol), "acceleration": np.int64(acceleration)}
@@ -350,18 +347,48 @@ def write_test_pair(fmt_dir: Path, truth_dir: Path, vol: SimVolume, acceleration
     return fname
 
 
-def _volumes(preset: Preset) -> Iterator[tuple[str, int]]:
+def _volumes(preset: Preset | SimConfig) -> Iterator[tuple[str, int]]:
     """(split, index) for every volume, in a fixed order."""
-    counts = {"train": preset.n_train, "val": preset.n_val, "test": preset.n_test, "shift": preset.n_shift}
+    if isinstance(preset, SimConfig):
+        counts = preset.counts()
+    else:
+        counts = {"train": preset.n_train, "val": preset.n_val, "test": preset.n_test, "shift": preset.n_shift}
     for split, n in counts.items():
         for i in range(n):
             yield split, i
 
 
+def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
+    """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
+    rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
+    sources = load_shift_sources() if split == "shift" else None
+    source = sources[index % len(sources)] if sources else None
+    kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
+    header = make_header(
+        encoded=kspace.shape[-2:],
+        recon=draw.matrix[2:],
+        pixel_mm=draw.pixel_mm,
+        num_coils=draw.num_coils,
+        num_slices=kspace.shape[0],
+        protocol=acq,
+    )
+    return SimVolume(
+        name=f"synth_{split}_{index:03d}",
+        kspace=kspace,
+        target=target,
+        header=header,
+        acquisition=acq,
+        patient_id=f"synth-{seed}-{split}-{index:03d}",
+        extra_attrs={"synth_params": randomsim.draw_json(draw)},
+    )
+
+
 def build_volume(
-    split: str, index: int, preset: Preset, seed: int, mni: np.ndarray | None, shift_sources: list | None
+    split: str, index: int, preset: Preset | SimConfig, seed: int, mni: np.ndarray | None, shift_sources: list | None
 ) -> SimVolume:
     """Simulate one volume; the random stream depends only on (seed, split, index)."""
+    if isinstance(preset, SimConfig):
+        return build_random_volume(split, index, preset, seed)
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
     if split == "shift":
         anatomy, acq = shift_anatomy(
@@ -395,24 +422,48 @@ def build_volume(
     )
 
 
-def _write_volume(root: Path, split: str, i: int, cfg: Preset, seed: int) -> None:
-    vol = build_volume(split, i, cfg, seed, load_mni(), load_shift_sources() if split == "shift" else None)
+TEST_DIRS = {
+    "test": ("test_format", "test_truth"),
+    "shift": ("shift_test_format", "shift_truth"),
+    "physics": ("physics_test_format", "physics_truth"),
+}
+
+
+def _write_volume(root: Path, split: str, i: int, cfg: Preset | SimConfig, seed: int) -> None:
+    if isinstance(cfg, SimConfig):
+        vol = build_random_volume(split, i, cfg, seed)
+        accelerations = cfg.test_accelerations
+    else:
+        vol = build_volume(split, i, cfg, seed, load_mni(), load_shift_sources() if split == "shift" else None)
+        accelerations = (4, 8)
     if split in ("train", "val", "test"):
         write_full(root / split / f"{vol.name}.h5", vol)
-    targets = {"test": ("test_format", "test_truth"), "shift": ("shift_test_format", "shift_truth")}
+    targets = TEST_DIRS
     if split in targets:
-        for acc in (4, 8):
+        for acc in accelerations:
             write_test_pair(root / targets[split][0], root / targets[split][1], vol, acc)
 
 
+def _one_thread() -> None:
+    """Pool workers: one torch thread each, so that parallel volumes do not oversubscribe the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def generate_dataset(
-    root: str | os.PathLike, preset: str | Preset = "small", seed: int = 0, progress: bool = True, workers: int = 1
+    root: str | os.PathLike,
+    preset: str | Preset | SimConfig = "small",
+    seed: int = 0,
+    progress: bool = True,
+    workers: int = 1,
+    name: str | None = None,
 ) -> Path:
     """Write the whole simulated dataset under ``root`` (existing files of the same names are replaced).
     Volumes are independent and seeded, so ``workers`` > 1 builds them in parallel with the same result."""
     root = Path(root)
-    cfg = PRESETS[preset] if isinstance(preset, str) else preset
-    name = preset if isinstance(preset, str) else "custom"
+    cfg = get_preset(preset) if isinstance(preset, str) else preset
+    name = name or (preset if isinstance(preset, str) else "custom")
     jobs = list(_volumes(cfg))
     from tqdm.auto import tqdm
 
@@ -421,7 +472,7 @@ def generate_dataset(
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
             for future in [pool.submit(_write_volume, root, split, i, cfg, seed) for split, i in jobs]:
                 future.result()
                 bar.update()
@@ -438,12 +489,21 @@ def generate_dataset(
     return root
 
 
-SPLIT_DIRS = ("train", "val", "test", "test_format", "test_truth", "shift_test_format", "shift_truth")
+SPLIT_DIRS = ("train", "val", "test", *(d for pair in TEST_DIRS.values() for d in pair))
 
 
 def is_complete(root: str | os.PathLike) -> bool:
     """True when ``root`` holds a finished simulated dataset."""
     return (Path(root) / MARKER).is_file()
+
+
+def get_preset(name: str) -> Preset | SimConfig:
+    """A preset by name: the original simulator's (``PRESETS``) or the randomised one's (``SIM_PRESETS``)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    if name in SIM_PRESETS:
+        return SIM_PRESETS[name]
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
 
 
 def ensure_dataset(
@@ -461,14 +521,27 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m mrirecon.data.synth", description="Write the simulated fastMRI-format dataset."
     )
     parser.add_argument("--out", default="data/synth", help="output folder (default: data/synth)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="small")
     parser.add_argument("--full", action="store_true", help="same as --preset full (fastMRI brain size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="rebuild even if a finished dataset exists")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--workers", type=int, default=1, help="volumes built in parallel (same result)")
+    for split in ("train", "val", "test", "shift", "physics"):
+        parser.add_argument(f"--{split}-volumes", type=int, help=f"override the preset's number of {split} volumes")
+    parser.add_argument("--slices", type=int, help="override the preset's slices per volume")
     args = parser.parse_args(argv)
-    preset = "full" if args.full else args.preset
+    preset: str | Preset | SimConfig = "full" if args.full else args.preset
+    overrides = {f"n_{s}": getattr(args, f"{s}_volumes") for s in ("train", "val", "test", "shift", "physics")}
+    overrides["slices"] = args.slices
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
+        cfg = get_preset(preset)
+        if "n_physics" in overrides and not isinstance(cfg, SimConfig):
+            parser.error(f"--physics-volumes needs a random* preset, not {preset!r}")
+        if any(v < 0 for v in overrides.values()) or overrides.get("slices", 1) < 1:
+            parser.error("volume counts must be >= 0 and --slices >= 1")
+        preset = replace(cfg, **overrides)
     root = Path(args.out)
     if is_complete(root) and not args.overwrite:
         print(f"{root}: a simulated dataset is already there (use --overwrite to rebuild)")
@@ -478,9 +551,10 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root / sub, ignore_errors=True)
         (root / MARKER).unlink()
     t0 = time.perf_counter()
-    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers)
+    name = args.preset if not args.full else "full"
+    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers, name=name)
     n = sum(1 for _ in root.glob("*/*.h5"))
-    print(f"wrote {n} files under {root} in {time.perf_counter() - t0:.1f} s (preset {preset}, seed {args.seed})")
+    print(f"wrote {n} files under {root} in {time.perf_counter() - t0:.1f} s (preset {name}, seed {args.seed})")
     return 0
 
 

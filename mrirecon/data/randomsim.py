@@ -1,0 +1,277 @@
+"""The physics-randomised simulator: every factor drawn per volume from a range in :class:`SimConfig`.
+
+One volume = one random draw of anatomy (MNI tissue maps: orientation, slab position, rotation, scale,
+elastic deformation, contrast, bias field, skull and scalp thickness), field of view and matrix (with or
+without readout oversampling), coil model, coil count, coil phase, coil noise covariance, SNR and image
+phase. The random stream depends only on (seed, split, index), so a volume is reproducible on its own
+and volumes can be built in parallel. The splits:
+
+- ``train`` / ``val`` / ``test``: MNI anatomy, training ranges;
+- ``shift`` (dipy anatomy, never in training): real single-subject slices, training physics ranges;
+- ``physics`` (physics shift): MNI anatomy, but a coil model, noise correlation and matrix outside
+  the training ranges (``shift_*`` fields).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import ndimage
+
+from mrirecon.data import anatomy, coils
+from mrirecon.physics import coil_noise, fft2c_np, random_noise_covariance, zero_filled_rss_np
+
+Matrix = tuple[int, int, int, int]  # k-space (H readout, W phase encode) and target (h, w)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Ranges of every randomised factor (uniform unless noted; (lo, hi) inclusive for integers).
+
+    Split sizes: volumes per split and slices per volume.
+    Anatomy: ``orientations`` drawn uniformly; ``rotation_deg`` about each axis within +-;
+    ``scale`` per axis; ``elastic_mm`` std of the smooth displacement; ``shift_mm`` in-plane head shift
+    within +-; ``slab`` slab centre within +- this fraction of the brain's half-extent along the normal;
+    ``gap_mm`` slice spacing; ``contrasts`` drawn uniformly; ``bias`` max |log| of the bias field;
+    ``skull_mm`` / ``scalp_mm`` band thickness; ``fov_mm`` target field of view along its longer side;
+    ``image_phase`` amplitude (rad) of the smooth image phase.
+    Acquisition: ``matrices`` drawn uniformly; ``coils`` count; ``coil_models`` drawn uniformly;
+    ``coil_phase`` amplitude (rad) of each coil's smooth phase; ``noise_correlation`` max coil-pair
+    correlation rho; ``noise_latent`` number of shared noise sources; ``snr`` (log-uniform): mean
+    object magnitude per coil over noise std; ``peak`` (log-uniform): target scale, fastMRI-like.
+    Physics-shift split: ``shift_matrices``, ``shift_coils``, ``shift_coil_models``,
+    ``shift_noise_correlation``, ``shift_noise_latent`` replace the acquisition ranges; they must lie
+    outside the training ones (checked in ``__post_init__``).
+    """
+
+    slices: int = 16
+    n_train: int = 40
+    n_val: int = 4
+    n_test: int = 4
+    n_shift: int = 3
+    n_physics: int = 4
+    orientations: tuple[str, ...] = ("AX", "COR", "SAG")
+    rotation_deg: float = 12.0
+    scale: tuple[float, float] = (0.88, 1.12)
+    elastic_mm: tuple[float, float] = (0.0, 3.0)
+    shift_mm: float = 8.0
+    slab: float = 0.6
+    gap_mm: tuple[float, float] = (1.0, 6.0)
+    contrasts: tuple[str, ...] = ("T1", "T2", "PD", "FLAIR")
+    bias: tuple[float, float] = (0.0, 0.4)
+    skull_mm: tuple[float, float] = (3.0, 7.0)
+    scalp_mm: tuple[float, float] = (3.0, 8.0)
+    fov_mm: tuple[float, float] = (200.0, 250.0)
+    image_phase: tuple[float, float] = (0.0, 3.0)
+    matrices: tuple[Matrix, ...] = (
+        (640, 320, 320, 320),  # fastMRI brain: 2x readout oversampling
+        (640, 368, 320, 320),  # and phase-encode oversampling
+        (320, 320, 320, 320),
+        (256, 256, 256, 256),
+        (512, 256, 256, 256),
+        (320, 256, 320, 256),  # non-square target
+    )
+    coils: tuple[int, int] = (4, 32)
+    coil_models: tuple[str, ...] = ("birdcage", "loops")
+    coil_phase: tuple[float, float] = (0.0, 2.0)
+    noise_correlation: tuple[float, float] = (0.0, 0.3)
+    noise_latent: tuple[int, int] = (2, 4)
+    snr: tuple[float, float] = (8.0, 300.0)
+    peak: tuple[float, float] = (3e-4, 1.2e-3)
+    shift_matrices: tuple[Matrix, ...] = ((576, 384, 384, 384),)  # 1.5x readout oversampling, 384 target
+    shift_coils: tuple[int, int] = (12, 20)
+    shift_coil_models: tuple[str, ...] = ("planar",)
+    shift_noise_correlation: tuple[float, float] = (0.45, 0.6)
+    shift_noise_latent: tuple[int, int] = (1, 1)
+    test_accelerations: tuple[int, ...] = (4, 8)
+
+    def __post_init__(self) -> None:
+        for m in (*self.matrices, *self.shift_matrices):
+            if m[0] < m[2] or m[1] < m[3]:
+                raise ValueError(f"matrix {m}: the k-space must be at least the target size")
+        if set(self.shift_coil_models) & set(self.coil_models):
+            raise ValueError("the physics-shift coil models must not be used in training")
+        if set(self.shift_matrices) & set(self.matrices):
+            raise ValueError("the physics-shift matrices must not be used in training")
+        if self.shift_noise_correlation[0] <= self.noise_correlation[1]:
+            raise ValueError("the physics-shift noise correlation must exceed the training range")
+        bad = set(self.coil_models) - set(coils.COIL_MODELS) or set(self.contrasts) - set(anatomy.CONTRASTS)
+        if bad:
+            raise ValueError(f"unknown coil model or contrast: {sorted(bad)}")
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "train": self.n_train,
+            "val": self.n_val,
+            "test": self.n_test,
+            "shift": self.n_shift,
+            "physics": self.n_physics,
+        }
+
+
+SIM_PRESETS: dict[str, SimConfig] = {
+    # GPU training at fastMRI brain sizes (see the README for the command)
+    "random": SimConfig(),
+    # CPU: `make fit`-sized, seconds to build
+    "random-small": SimConfig(
+        slices=6,
+        n_train=20,
+        n_val=4,
+        n_test=4,
+        n_shift=3,
+        n_physics=3,
+        matrices=((128, 128, 128, 128), (256, 128, 128, 128), (128, 144, 128, 128), (160, 128, 160, 128)),
+        coils=(4, 12),
+        shift_matrices=((216, 144, 144, 144),),
+        shift_coils=(8, 12),
+    ),
+    # unit tests
+    "random-tiny": SimConfig(
+        slices=2,
+        n_train=2,
+        n_val=1,
+        n_test=1,
+        n_shift=1,
+        n_physics=1,
+        matrices=((64, 64, 64, 64), (128, 64, 64, 64), (64, 72, 64, 64)),
+        coils=(4, 6),
+        shift_matrices=((96, 80, 80, 80),),
+        shift_coils=(4, 6),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One volume's random factors (stored as JSON in the file's ``synth_params`` attribute)."""
+
+    matrix: Matrix
+    pixel_mm: float
+    coil_model: str
+    num_coils: int
+    coil_phase: float
+    noise_correlation: float
+    noise_latent: int
+    snr: float
+    peak: float
+    image_phase: float
+    contrast: str = ""
+    orientation: str = ""
+
+
+def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def draw_physics(cfg: SimConfig, physics_shift: bool, rng: np.random.Generator) -> Draw:
+    """The acquisition factors of one volume (training ranges, or the physics-shift ones)."""
+    matrices = cfg.shift_matrices if physics_shift else cfg.matrices
+    models = cfg.shift_coil_models if physics_shift else cfg.coil_models
+    coil_range = cfg.shift_coils if physics_shift else cfg.coils
+    corr = cfg.shift_noise_correlation if physics_shift else cfg.noise_correlation
+    latent = cfg.shift_noise_latent if physics_shift else cfg.noise_latent
+    matrix = tuple(int(v) for v in matrices[int(rng.integers(len(matrices)))])
+    return Draw(
+        matrix=matrix,
+        pixel_mm=float(rng.uniform(*cfg.fov_mm)) / max(matrix[2], matrix[3]),
+        coil_model=str(models[int(rng.integers(len(models)))]),
+        num_coils=int(rng.integers(coil_range[0], coil_range[1] + 1)),
+        coil_phase=float(rng.uniform(*cfg.coil_phase)),
+        noise_correlation=float(rng.uniform(*corr)),
+        noise_latent=int(rng.integers(latent[0], latent[1] + 1)),
+        snr=_loguniform(rng, *cfg.snr),
+        peak=_loguniform(rng, *cfg.peak),
+        image_phase=float(rng.uniform(*cfg.image_phase)),
+    )
+
+
+def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np.ndarray, Draw]:
+    """A randomised MNI slice stack [S,H,W] on the k-space grid of ``draw.matrix``."""
+    orientation = str(cfg.orientations[int(rng.integers(len(cfg.orientations)))])
+    contrast = str(cfg.contrasts[int(rng.integers(len(cfg.contrasts)))])
+    normal_axis = int(np.argmax(np.abs(anatomy.ORIENTATIONS[orientation][2])))
+    half = float(anatomy.load_tissues()["half"][normal_axis])
+    centre = rng.uniform(-cfg.shift_mm, cfg.shift_mm, size=3)
+    centre[normal_axis] = rng.uniform(-cfg.slab, cfg.slab) * half
+    geometry = anatomy.SliceGeometry(
+        orientation=orientation,
+        rotation_deg=tuple(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg, size=3)),
+        scale=tuple(rng.uniform(*cfg.scale, size=3)),
+        centre_mm=tuple(centre),
+        gap_mm=float(rng.uniform(*cfg.gap_mm)),
+        elastic_mm=float(rng.uniform(*cfg.elastic_mm)),
+    )
+    image = anatomy.brain_slices(
+        cfg.slices,
+        draw.matrix[:2],
+        draw.pixel_mm,
+        geometry,
+        contrast,
+        float(rng.uniform(*cfg.bias)),
+        float(rng.uniform(*cfg.skull_mm)),
+        float(rng.uniform(*cfg.scalp_mm)),
+        rng,
+    )
+    return image, replace(draw, contrast=contrast, orientation=orientation)
+
+
+def smooth_phase(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:
+    """A smooth random phase [H,W] (radians): a cubic 4x4 field scaled to max |phase| = ``amplitude``/2,
+    plus a linear ramp of up to ``amplitude``/2 at the edges."""
+    H, W = shape
+    field = ndimage.zoom(rng.normal(size=(4, 4)), (H / 4, W / 4), order=3, mode="nearest")[:H, :W]
+    field = field / max(float(np.abs(field).max()), 1e-12)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    ramp = rng.uniform(-1, 1) * yy + rng.uniform(-1, 1) * xx
+    return (amplitude / 2 * (field + ramp / 2)).astype(np.float32)
+
+
+def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude slices [S,H,W] -> (noisy fully sampled k-space complex64 [S,C,H,W], RSS target [S,h,w])."""
+    S, H, W = image.shape
+    h, w = draw.matrix[2:]
+    maps = coils.coil_maps(draw.coil_model, draw.num_coils, (H, W), (h, w), rng, draw.coil_phase)
+    cov = random_noise_covariance(draw.num_coils, draw.noise_correlation, rng, latent=draw.noise_latent)
+    phase = np.exp(1j * smooth_phase((H, W), draw.image_phase, rng)).astype(np.complex64)
+    image = image / max(float(image.max()), 1e-12) * draw.peak
+    fg = image > 0.1 * draw.peak
+    mean_coil = float(np.abs(maps).mean(0)[fg.any(0)].mean()) if fg.any() else 1.0
+    sigma = float(image[fg].mean() if fg.any() else draw.peak) * mean_coil / draw.snr
+    kspace = np.empty((S, draw.num_coils, H, W), np.complex64)
+    for s in range(S):  # slice by slice: peak memory stays at one slice of temporaries
+        coil_images = maps * (image[s] * phase)[None]
+        kspace[s] = fft2c_np(coil_images) + coil_noise((draw.num_coils, H, W), cov, sigma, rng)
+    return kspace, zero_filled_rss_np(kspace, (h, w))
+
+
+def pad_to(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Zero-pad [S,h,w] centred into [S,H,W] (H >= h, W >= w)."""
+    S, h, w = image.shape
+    out = np.zeros((S, *grid), np.float32)
+    top, left = (grid[0] - h) // 2, (grid[1] - w) // 2
+    out[:, top : top + h, left : left + w] = image
+    return out
+
+
+def simulate(cfg: SimConfig, split: str, rng: np.random.Generator, dipy_source=None):
+    """One volume of ``split`` -> (kspace [S,C,H,W], target [S,h,w], Draw, acquisition name)."""
+    draw = draw_physics(cfg, split == "physics", rng)
+    if split == "shift":
+        from mrirecon.data.synth import shift_anatomy
+
+        small, acq = shift_anatomy(dipy_source, cfg.slices, draw.matrix[2:], draw.pixel_mm, rng)
+        image = pad_to(small, draw.matrix[:2])
+        draw = replace(draw, contrast=acq)
+    else:
+        image, draw = mni_slices(cfg, draw, rng)
+        acq = f"{draw.orientation}{draw.contrast}"
+    kspace, target = acquire(image, draw, rng)
+    return kspace, target, draw, acq
+
+
+def draw_json(draw: Draw) -> str:
+    from dataclasses import asdict
+
+    return json.dumps(asdict(draw), sort_keys=True)
