@@ -48,6 +48,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
+from mrirecon import deid
+
 __all__ = [
     "DEFAULT_GEOMETRY",
     "PRIVATE_CREATOR",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 PRIVATE_CREATOR = "MRIRECON 1.0"
+DEIDENTIFIED_DESCRIPTION = "mrirecon reconstruction"  # replaces free-text descriptions when pseudonymising
 PRIVATE_GROUP = 0x0011
 _SLOPE_ELEM = 0x10
 _INTERCEPT_ELEM = 0x11
@@ -287,10 +290,10 @@ def identity_from_ismrmrd(header_xml: str | bytes | None) -> dict[str, str]:
     return out
 
 
-def pseudonym(key: str | bytes) -> str:
-    """A stable pseudonym (``ANON-`` + 12 hex digits) derived from ``key`` (e.g. a file name)."""
-    data = key.encode() if isinstance(key, str) else key
-    return "ANON-" + hashlib.sha256(b"mrirecon-pseudonym:" + data).hexdigest()[:12].upper()
+def pseudonym(*key: str | bytes) -> str:
+    """A stable pseudonym (``ANON-`` + 16 hex digits): HMAC of ``key`` (e.g. a PatientID) under the
+    installation secret (:mod:`mrirecon.deid`), so it cannot be reversed by hashing guesses."""
+    return deid.pseudonym(*(k.decode("utf-8", "replace") if isinstance(k, bytes) else k for k in key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,6 +337,14 @@ def _rwvm_item(slope: float, intercept: float) -> Dataset:
     unit.CodingSchemeDesignator = "UCUM"
     unit.CodeMeaning = "no units"
     item.MeasurementUnitsCodeSequence = [unit]
+    return item
+
+
+def _basic_profile_code() -> Dataset:
+    item = Dataset()
+    item.CodeValue = "113100"
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = "Basic Application Confidentiality Profile"
     return item
 
 
@@ -421,7 +432,8 @@ def _build_slices(
         ds.PatientSex = "" if pseudonymise else ident.get("PatientSex", "")
         if pseudonymise:
             ds.PatientIdentityRemoved = "YES"
-            ds.DeidentificationMethod = "mrirecon: pseudonym from source file, no dates"
+            ds.DeidentificationMethod = "PS3.15 basic profile; keyed pseudonym; new UIDs"
+            ds.DeidentificationMethodCodeSequence = [_basic_profile_code()]
         # General study
         ds.StudyInstanceUID = ids.study_uid
         ds.StudyDate = ident.get("StudyDate", "")
@@ -435,10 +447,10 @@ def _build_slices(
         ds.Modality = "MR"
         ds.SeriesInstanceUID = ids.series_uid
         ds.SeriesNumber = series_number
-        ds.SeriesDescription = series_description[:64]
+        ds.SeriesDescription = (DEIDENTIFIED_DESCRIPTION if pseudonymise else series_description)[:64]
         ds.PatientPosition = acquisition.patient_position
         ds.Laterality = ""
-        if acquisition.protocol_name:
+        if acquisition.protocol_name and not pseudonymise:  # free text: often holds names
             ds.ProtocolName = acquisition.protocol_name[:64]
         # Frame of reference
         ds.FrameOfReferenceUID = ids.frame_uid

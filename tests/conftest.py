@@ -11,3 +11,9 @@ def synth_root(tmp_path_factory) -> Path:
     from mrirecon.data.synth import ensure_dataset
 
     return ensure_dataset(tmp_path_factory.mktemp("synth") / "tiny", preset="tiny", seed=0, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch):
+    """A fixed pseudonymisation secret, so that tests never create one in the user's config folder."""
+    monkeypatch.setenv("MRIRECON_PSEUDONYM_KEY", "test-installation-secret")
