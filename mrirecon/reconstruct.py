@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             write_reconstruction(out, recon, attrs, header)
             done += 1
         except Exception as err:  # one bad file never stops the batch
-            print(batch.failure_line(path, err, args.verbose), file=sys.stderr)
+            tqdm.write(batch.failure_line(path, err, args.verbose), file=sys.stderr)
             failed.append(str(path))
     print(f"reconstructed {done}, skipped {skipped}, failed {len(failed)}")
     return 1 if failed else 0
