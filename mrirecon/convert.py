@@ -293,12 +293,13 @@ def kspace_to_dicom_file(
 ) -> Path:
     """Reconstruct one k-space file with ``reconstruct(path, **options)`` and write DICOM to ``dst``.
 
-    ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file`` and must return
-    ``(volume float [S,H,W], header_xml or None, attrs)``.
+    ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file``; it is called with
+    ``keep_identity=True`` and must return ``(volume float [S,H,W], header_xml or None, attrs)``.
     """
     src, dst = Path(src), Path(dst)
     fn = reconstruct or _load_reconstruct()
-    volume, header, attrs = fn(src, **(options or {}))
+    # the full header comes back so the patient gets their pseudonym; _volume_to_dicom de-identifies
+    volume, header, attrs = fn(src, **{**(options or {}), "keep_identity": True})
     volume = np.asarray(volume)
     if volume.ndim != 3 or np.iscomplexobj(volume) or not np.all(np.isfinite(volume)):
         raise ValueError(f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})")

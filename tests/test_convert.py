@@ -286,8 +286,8 @@ def test_kspace_to_dicom_with_reconstruct(tmp_path, capsys, monkeypatch):
     assert code == 1 and "converted 1, skipped 0, failed 1" in out
     assert failed_lines(err) == [f"FAILED {tmp_path / 'in' / 'broken.h5'}: RuntimeError: k-space is corrupt"]
     assert sorted(calls) == [
-        ("broken.h5", {"tta_steps": 2, "backbone": "none"}),
-        ("k1.h5", {"tta_steps": 2, "backbone": "none"}),
+        ("broken.h5", {"tta_steps": 2, "backbone": "none", "keep_identity": True}),
+        ("k1.h5", {"tta_steps": 2, "backbone": "none", "keep_identity": True}),
     ]
     [series] = dicom.read_series(tmp_path / "out")
     assert np.allclose(series.volume, 2.0, atol=1e-4)

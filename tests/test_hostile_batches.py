@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -17,28 +16,11 @@ import pytest
 from mrirecon import batch, convert
 from mrirecon import reconstruct as recon_cli
 from mrirecon.data.ismrmrd import make_header
-from mrirecon.metrics import center_crop_to
 
 S, C, H, W = 2, 2, 32, 24
 
 
-class FakeReconstructor:
-    description = "rss stand-in"
-
-    def reconstruct_volume(self, volume, **_):
-        if volume.fname.startswith("boom"):
-            raise IndexError("index 3 is out of bounds for axis 0 with size 1")
-        image = np.sqrt((np.abs(np.fft.ifft2(volume.kspace)) ** 2).sum(1)).astype(np.float32)
-        if volume.fname.startswith("nanout"):
-            image[:] = np.nan
-        return SimpleNamespace(
-            recon=center_crop_to(image, volume.crop_size), acceleration=1.0, num_low_frequencies=W, seconds=0.0
-        )
-
-
-@pytest.fixture(autouse=True)
-def fake_network(monkeypatch):
-    monkeypatch.setattr(recon_cli, "_reconstructor", lambda *a, **k: FakeReconstructor())
+pytestmark = pytest.mark.usefixtures("fake_network")  # conftest: rss stand-in for the network
 
 
 def scan(path: Path, kspace=None, seed=0) -> Path:
