@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import logging
 import os
 import re
@@ -620,22 +621,38 @@ def build_app(
             outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))
 
+        recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details]
+        render_outputs = [*images, metrics, dl_png]
+        gate_ok = gr.State(True)  # API callers skip the gate (the queued step re-checks); the page sets it
+
         def gate(path):
-            """Unqueued: refuse a hostile or oversized file before any work is queued."""
+            """Unqueued: show the problem of a hostile or oversized file at once; only a file that passes
+            is reconstructed (``gate_ok``)."""
             if not path:
-                raise gr.Error("choose a .h5 k-space file (upload one or click an example) first")
+                return False, *failure("choose a .h5 k-space file (upload one or click an example) first")
             try:
                 app.precheck(path)
             except InvalidInputError as err:
-                raise gr.Error(f"{Path(err.path).name}: {err.problem}") from None
+                return False, *failure(f"{Path(err.path).name}: {err.problem}")
             except OSError as err:
-                raise gr.Error(f"{Path(path).name}: cannot read the file ({err.strerror})") from None
+                return False, *failure(f"{Path(path).name}: cannot read the file ({err.strerror})")
+            return True, *[gr.skip()] * len(recon_outputs)
 
-        recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details]
-        render_outputs = [*images, metrics, dl_png]
-        run.click(gate, [file_in], None, queue=False, api_visibility="private").success(
-            reconstruct,
-            [file_in, mask_type, acceleration, trigger, tta],
+        def reconstruct_checked(ok, *args, **kwargs):
+            if not ok:  # refused by the gate: nothing to do
+                return tuple(gr.skip() for _ in recon_outputs)
+            return reconstruct(*args, **kwargs)
+
+        # the signature Gradio inspects for the request and progress arguments
+        reconstruct_checked.__signature__ = inspect.signature(reconstruct).replace(
+            parameters=[
+                inspect.Parameter("ok", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                *inspect.signature(reconstruct).parameters.values(),
+            ]
+        )
+        run.click(gate, [file_in], [gate_ok, *recon_outputs], queue=False, api_visibility="private").then(
+            reconstruct_checked,
+            [gate_ok, file_in, mask_type, acceleration, trigger, tta],
             recon_outputs,
             api_name="reconstruct",
             concurrency_limit=1,
