@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import inspect
 import logging
 import os
 import re
@@ -638,18 +637,11 @@ def build_app(
                 return False, *failure(f"{Path(path).name}: cannot read the file ({err.strerror})")
             return True, *[gr.skip()] * len(recon_outputs)
 
-        def reconstruct_checked(ok, *args, **kwargs):
+        def reconstruct_checked(ok, path, mask_v, acc_v, trigger_v, tta_v, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             if not ok:  # refused by the gate: nothing to do
                 return tuple(gr.skip() for _ in recon_outputs)
-            return reconstruct(*args, **kwargs)
+            return reconstruct(path, mask_v, acc_v, trigger_v, tta_v, request, progress)
 
-        # the signature Gradio inspects for the request and progress arguments
-        reconstruct_checked.__signature__ = inspect.signature(reconstruct).replace(
-            parameters=[
-                inspect.Parameter("ok", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-                *inspect.signature(reconstruct).parameters.values(),
-            ]
-        )
         run.click(gate, [file_in], [gate_ok, *recon_outputs], queue=False, api_visibility="private").then(
             reconstruct_checked,
             [gate_ok, file_in, mask_type, acceleration, trigger, tta],
