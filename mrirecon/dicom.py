@@ -802,6 +802,33 @@ def _assemble(
     )
 
 
+def _check_declared_size(paths: list[Path], datasets: list[Dataset]) -> None:
+    """Refuse images whose declared size is above the input caps (:class:`mrirecon.data.Limits`) before any
+    pixel data is decoded (compressed pixel data can declare far more than it stores). A frame is counted
+    as float64 (how it is assembled), the volume as float32 (how it is written)."""
+    from mrirecon.data.validate import Limits
+
+    limits = Limits.from_env()
+    total = 0
+    for p, ds in zip(paths, datasets):
+        try:
+            pixels = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * int(ds.get("SamplesPerPixel", 1) or 1)
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError) as exc:
+            raise DicomInputError(f"{p}: unreadable image size attributes ({exc})") from exc
+        if pixels * 8 > limits.max_slice_bytes:
+            raise DicomInputError(
+                f"{p}: a {ds.get('Rows')}x{ds.get('Columns')} image is above the per-slice limit of "
+                f"{limits.max_slice_bytes} bytes (MRIRECON_MAX_SLICE_BYTES)"
+            )
+        total += pixels * frames * 4
+    if total > limits.max_volume_bytes:
+        raise DicomInputError(
+            f"series declares {total} bytes of images, above the per-volume limit of "
+            f"{limits.max_volume_bytes} bytes (MRIRECON_MAX_VOLUME_BYTES)"
+        )
+
+
 def load_series(files: Iterable[str | Path]) -> Series:
     """Read the files of one series, check they are consistent and sort them along the slice normal.
 
@@ -817,6 +844,7 @@ def load_series(files: Iterable[str | Path]) -> Series:
             datasets.append(pydicom.dcmread(p))
         except Exception as exc:
             raise DicomInputError(f"{p}: not a readable DICOM file ({exc})") from exc
+    _check_declared_size(paths, datasets)
     uids = Counter(str(ds.get("SeriesInstanceUID", "")) for ds in datasets)
     if len(uids) != 1:
         raise DicomInputError(f"mixed series: {_describe_counts(uids)}")

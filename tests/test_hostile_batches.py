@@ -146,3 +146,21 @@ def test_convert_batches_refuse_and_clean_the_same_way(tmp_path, capsys):
     assert len(list(out.iterdir())) == 2  # site1/scan.h5 and site2/scan.h5 do not collide
     code, _, err = convert_run(capsys, "h5-to-dicom", src, src / "dcm")
     assert code == 2 and "inside it" in err
+
+
+def test_dicom_declaring_huge_images_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
+    import pydicom
+
+    from mrirecon import dicom
+
+    [path] = dicom.write_series(np.ones((1, 16, 16), np.float32), tmp_path / "dcm" / "big")
+    dicom.write_series(np.ones((2, 16, 16), np.float32), tmp_path / "dcm" / "ok")
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 60000  # declared only; the stored pixels are 16x16
+    ds.save_as(path)
+    code, stdout, err = convert_run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5")
+    assert code == 1 and "converted 1, skipped 0, failed 1" in stdout
+    assert "60000x60000 image is above the per-slice limit" in err
+    monkeypatch.setenv("MRIRECON_MAX_VOLUME_BYTES", "1kb")
+    code, stdout, err = convert_run(capsys, "dicom-to-h5", tmp_path / "dcm" / "ok", tmp_path / "h5b")
+    assert code == 1 and "above the per-volume limit" in err
