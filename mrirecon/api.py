@@ -142,11 +142,14 @@ class Reconstructor:
         batch_size: int = 4,
         **net_kwargs: Any,
     ) -> ReconResult:
-        """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target."""
+        """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target.
+        Raises ValueError when the network's output is not finite."""
         masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
         t0 = time.perf_counter()
         full = self.reconstruct_kspace(masked, mask, nlf, batch_size=batch_size, **net_kwargs)
         seconds = time.perf_counter() - t0
+        if not np.isfinite(full).all():
+            raise ValueError(f"{volume.fname}: the reconstruction holds NaN or Inf values")
         zf = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(masked)))), dim=1)
         recon = np.ascontiguousarray(center_crop_to(full, volume.crop_size), dtype=np.float32)
         zero_filled = np.ascontiguousarray(center_crop_to(zf.numpy(), volume.crop_size), dtype=np.float32)

@@ -164,3 +164,18 @@ def test_dicom_declaring_huge_images_is_refused_before_decoding(tmp_path, capsys
     monkeypatch.setenv("MRIRECON_MAX_VOLUME_BYTES", "1kb")
     code, stdout, err = convert_run(capsys, "dicom-to-h5", tmp_path / "dcm" / "ok", tmp_path / "h5b")
     assert code == 1 and "above the per-volume limit" in err
+
+
+def test_api_refuses_a_non_finite_reconstruction(tmp_path):
+    import torch
+
+    from mrirecon.api import Reconstructor
+    from mrirecon.data import read_volume
+
+    class NanNet(torch.nn.Module):
+        def forward(self, kspace, mask, num_low_frequencies, **_):
+            return torch.full(kspace.shape[:1] + kspace.shape[2:4], float("nan"))
+
+    volume = read_volume(scan(tmp_path / "scan.h5"))
+    with pytest.raises(ValueError, match="scan.h5: the reconstruction holds NaN or Inf"):
+        Reconstructor(NanNet(), device="cpu").reconstruct_volume(volume)
