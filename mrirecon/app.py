@@ -251,13 +251,21 @@ def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
 # downloads
 
 
+def download_stem(entry: Entry) -> str:
+    """Name of an entry's downloads: a keyed pseudonym of the uploaded content (upload names often hold
+    the patient's name)."""
+    from .dicom import pseudonym
+
+    return pseudonym("upload", entry.key.split("|")[0])
+
+
 def write_downloads(entry: Entry, out_dir: Path) -> tuple[Path, Path]:
     """The reconstruction as a fastMRI HDF5 file and as a de-identified DICOM series (zip)."""
-    from .dicom import acquisition_from_ismrmrd, geometry_from_ismrmrd, pseudonym, write_series
+    from .dicom import acquisition_from_ismrmrd, geometry_from_ismrmrd, write_series
     from .reconstruct import write_reconstruction
 
     res = entry.result
-    stem = Path(res.fname).stem
+    stem = download_stem(entry)  # download names never carry the upload's name
     h5 = out_dir / f"{stem}_recon.h5"
     attrs = {
         "acceleration": res.acceleration,
@@ -266,7 +274,6 @@ def write_downloads(entry: Entry, out_dir: Path) -> tuple[Path, Path]:
         **{k: v for k, v in entry.attrs.items() if k == "acquisition"},
     }
     write_reconstruction(h5, res.recon, attrs, strip_ismrmrd_identity(entry.header_xml))
-    stem = pseudonym("upload", entry.key.split("|")[0])  # DICOM names never carry the upload's name
     dicom_dir = out_dir / f"{stem}_dicom"
     shutil.rmtree(dicom_dir, ignore_errors=True)
     files = write_series(
@@ -615,7 +622,7 @@ def build_app(
             png = comparison_png(
                 panels,
                 app.session_dir(request.session_hash if request else None)
-                / f"{Path(entry.result.fname).stem}_slice{s:03d}.png",
+                / f"{download_stem(entry)}_slice{s:03d}.png",
             )
             outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))

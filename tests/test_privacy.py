@@ -162,8 +162,8 @@ def test_app_downloads_are_deidentified(tmp_path):
 
     recon = np.random.default_rng(3).random((S, 16, 16)).astype(np.float32)
     result = ReconResult(
-        fname="scan.h5", recon=recon, zero_filled=recon, target=None, mask=np.ones(W, bool), acceleration=1.0,
-        num_low_frequencies=W, metrics=None, seconds=0.0,
+        fname=f"{PATIENT_FILE}.h5", recon=recon, zero_filled=recon, target=None, mask=np.ones(W, bool),
+        acceleration=1.0, num_low_frequencies=W, metrics=None, seconds=0.0,
     )  # fmt: skip
     entry = Entry("digest|x", result, False, identifying_header(), dict(IDENTITY_ATTRS), None, None)
     out = tmp_path / "downloads"
