@@ -621,8 +621,7 @@ def build_app(
             panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
             png = comparison_png(
                 panels,
-                app.session_dir(request.session_hash if request else None)
-                / f"{download_stem(entry)}_slice{s:03d}.png",
+                app.session_dir(request.session_hash if request else None) / f"{download_stem(entry)}_slice{s:03d}.png",
             )
             outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))
