@@ -21,7 +21,7 @@ from torch import nn
 
 from .checkpoint import DEFAULT_CHECKPOINT, load_codec
 from .codecs.reduction import crop_readout
-from .data import Volume, file_mask
+from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
@@ -149,13 +149,16 @@ class Reconstructor:
         batch_size: int = 4,
         **net_kwargs: Any,
     ) -> ReconResult:
-        """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target."""
+        """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target.
+        Raises ValueError when the network's output is not finite."""
         masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
         t0 = time.perf_counter()
         full = self.reconstruct_kspace(
             masked, mask, nlf, batch_size=batch_size, crop_height=volume.crop_size[0], **net_kwargs
         )
         seconds = time.perf_counter() - t0
+        if not np.isfinite(full).all():
+            raise ValueError(f"{volume.fname}: the reconstruction holds NaN or Inf values")
         zf = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(masked)))), dim=1)
         recon = np.ascontiguousarray(center_crop_to(full, volume.crop_size), dtype=np.float32)
         zero_filled = np.ascontiguousarray(center_crop_to(zf.numpy(), volume.crop_size), dtype=np.float32)
@@ -174,6 +177,8 @@ class Reconstructor:
             tta=self.last_tta_report,
         )
 
-    def reconstruct_file(self, path: str | os.PathLike, **kwargs: Any) -> ReconResult:
-        """Validate, read and reconstruct a fastMRI HDF5 file (train/val or test format) or ISMRMRD raw data."""
-        return self.reconstruct_volume(read_volume(Path(path)), **kwargs)
+    def reconstruct_file(self, path: str | os.PathLike, limits: Limits | None = None, **kwargs: Any) -> ReconResult:
+        """Validate, read and reconstruct a fastMRI HDF5 file (train/val or test format) or ISMRMRD raw data;
+        both pass the input gate with the size caps ``limits`` (default :meth:`Limits.from_env`). The result
+        holds no header, so it carries no identity beyond ``fname``."""
+        return self.reconstruct_volume(read_volume(Path(path), limits=limits), **kwargs)

@@ -4,9 +4,13 @@
 
 The network is loaded once at start. Reconstructions are cached in memory per (file content,
 mask type, acceleration, Trigger mode, TTA steps), so moving the slice slider only re-renders images.
-Uploads are size-capped, validated (:func:`mrirecon.io.validate_input`) before use, and a bad file
-shows its problem in the page. Downloads are written to a per-session temporary folder that is removed
-when the browser tab closes (and with the process); Gradio's own file cache is pruned by ``delete_cache``.
+Uploads (fastMRI k-space or ISMRMRD raw data) are size-capped and checked by the input gate
+(:func:`mrirecon.io.validate_input`: nothing outside the file, declared sizes within
+:class:`mrirecon.data.Limits`) in an unqueued step before the reconstruction is queued, so a hostile
+file never holds the worker; a bad file shows its problem in the page. Downloads are de-identified like
+``reconstruct`` and ``convert`` outputs, and are written to a per-session temporary folder that is
+removed when the browser tab closes (and with the process); Gradio's own file cache is pruned by
+``delete_cache``.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import numpy as np
 from .api import ReconResult, Reconstructor
 from .assets import asset
 from .checkpoint import DEFAULT_CHECKPOINT
-from .data import MASK_TYPES, InvalidInputError, Volume
+from .data import MASK_TYPES, InvalidInputError, Limits, Volume
+from .deid import strip_ismrmrd_identity
 from .io import read_volume, validate_input
 from .metrics import nmse, psnr, ssim, volume_metrics
 
@@ -249,21 +254,29 @@ def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
 # downloads
 
 
+def download_stem(entry: Entry) -> str:
+    """Name of an entry's downloads: a keyed pseudonym of the uploaded content (upload names often hold
+    the patient's name)."""
+    from .dicom import pseudonym
+
+    return pseudonym("upload", entry.key.split("|")[0])
+
+
 def write_downloads(entry: Entry, out_dir: Path) -> tuple[Path, Path]:
     """The reconstruction as a fastMRI HDF5 file and as a de-identified DICOM series (zip)."""
     from .dicom import acquisition_from_ismrmrd, geometry_from_ismrmrd, write_series
     from .reconstruct import write_reconstruction
 
     res = entry.result
-    stem = Path(res.fname).stem
+    stem = download_stem(entry)  # download names never carry the upload's name
     h5 = out_dir / f"{stem}_recon.h5"
     attrs = {
         "acceleration": res.acceleration,
         "num_low_frequency": res.num_low_frequencies,
         "seconds": res.seconds,
-        **{k: v for k, v in entry.attrs.items() if k in ("acquisition", "patient_id")},
+        **{k: v for k, v in entry.attrs.items() if k == "acquisition"},
     }
-    write_reconstruction(h5, res.recon, attrs, entry.header_xml)
+    write_reconstruction(h5, res.recon, attrs, strip_ismrmrd_identity(entry.header_xml))
     dicom_dir = out_dir / f"{stem}_dicom"
     shutil.rmtree(dicom_dir, ignore_errors=True)
     files = write_series(
@@ -306,6 +319,7 @@ class MriApp:
         self.examples = sorted(Path(examples_dir).glob("*.h5")) if examples_dir else []
         self.max_file_size = max_file_size
         self.max_bytes = parse_size(max_file_size)
+        self.limits = Limits.from_env()
         self.cache = ReconCache(cache_size)
         self._tmp = tempfile.TemporaryDirectory(prefix="mrirecon-app-")
         self.tmp_root = Path(self._tmp.name)
@@ -333,6 +347,16 @@ class MriApp:
 
     # -- reconstruct ---------------------------------------------------------------------------
 
+    def precheck(self, path: str | os.PathLike) -> Any:
+        """The cheap part of the gate (upload size, links and storage, declared sizes against
+        :attr:`limits`; no data read) -> :class:`~mrirecon.data.FileInfo`. Raises InvalidInputError."""
+        size = os.path.getsize(path)
+        if size > self.max_bytes:
+            raise InvalidInputError(
+                path, f"file is {size / 1024**2:.1f} MB, above this server's limit of {self.max_file_size}"
+            )
+        return validate_input(path, check_values=False, limits=self.limits)
+
     def load_and_reconstruct(
         self, path: str, mask_type: str, acceleration: int, trigger: str | None, tta_steps: int, progress: Any = None
     ) -> tuple[Entry, bool]:
@@ -340,15 +364,10 @@ class MriApp:
 
         Raises InvalidInputError for a bad file and ValueError for settings the network refuses.
         """
-        size = os.path.getsize(path)
-        if size > self.max_bytes:
-            raise InvalidInputError(
-                path, f"file is {size / 1024**2:.1f} MB, above this server's limit of {self.max_file_size}"
-            )
         t0 = time.perf_counter()
         if progress is not None:
             progress(0.0, desc="validating")
-        info = validate_input(path, check_values=False)
+        info = self.precheck(path)
         digest = file_sha256(path)
         trigger = trigger if self.has_trigger else None
         tta = int(tta_steps or 0)
@@ -357,7 +376,7 @@ class MriApp:
         if cached is not None:
             return cached, True
         with self._lock:
-            volume = read_volume(path)
+            volume = read_volume(path, limits=self.limits)
             load_s = time.perf_counter() - t0
             net_kwargs: dict[str, Any] = {}
             if trigger:
@@ -606,17 +625,36 @@ def build_app(
             panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
             png = comparison_png(
                 panels,
-                app.session_dir(request.session_hash if request else None)
-                / f"{Path(entry.result.fname).stem}_slice{s:03d}.png",
+                app.session_dir(request.session_hash if request else None) / f"{download_stem(entry)}_slice{s:03d}.png",
             )
             outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))
 
         recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details]
         render_outputs = [*images, metrics, dl_png]
-        run.click(
-            reconstruct,
-            [file_in, mask_type, acceleration, trigger, tta],
+        gate_ok = gr.State(True)  # API callers skip the gate (the queued step re-checks); the page sets it
+
+        def gate(path):
+            """Unqueued: show the problem of a hostile or oversized file at once; only a file that passes
+            is reconstructed (``gate_ok``)."""
+            if not path:
+                return False, *failure("choose a .h5 k-space file (upload one or click an example) first")
+            try:
+                app.precheck(path)
+            except InvalidInputError as err:
+                return False, *failure(f"{Path(err.path).name}: {err.problem}")
+            except OSError as err:
+                return False, *failure(f"{Path(path).name}: cannot read the file ({err.strerror})")
+            return True, *[gr.skip()] * len(recon_outputs)
+
+        def reconstruct_checked(ok, path, mask_v, acc_v, trigger_v, tta_v, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+            if not ok:  # refused by the gate: nothing to do
+                return tuple(gr.skip() for _ in recon_outputs)
+            return reconstruct(path, mask_v, acc_v, trigger_v, tta_v, request, progress)
+
+        run.click(gate, [file_in], [gate_ok, *recon_outputs], queue=False, api_visibility="private").then(
+            reconstruct_checked,
+            [gate_ok, file_in, mask_type, acceleration, trigger, tta],
             recon_outputs,
             api_name="reconstruct",
             concurrency_limit=1,

@@ -80,10 +80,22 @@ def save_codec(
     return directory
 
 
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint source or content that is refused (the message says why)."""
+
+
+ALLOWED_CLASS_PREFIX = "mrirecon."
+
+
+def check_class_path(class_path: str, where: str) -> None:
+    """Refuse a class path (from a card or a Lightning checkpoint) outside this package, before any import."""
+    if not isinstance(class_path, str) or not class_path.startswith(ALLOWED_CLASS_PREFIX) or ".." in class_path:
+        raise UnsafeCheckpointError(f"{where}: class_path {class_path!r} is not part of mrirecon; refused")
+
+
 def _net_class(class_path: str) -> type[nn.Module]:
     """Import a network class named by a card; only classes of this package are allowed."""
-    if not class_path.startswith("mrirecon."):
-        raise ValueError(f"card names network class {class_path!r}, which is not part of mrirecon")
+    check_class_path(class_path, "card")
     module, _, name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module), name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):

@@ -7,33 +7,43 @@ Usage::
     python -m mrirecon.convert dicom-to-h5 IN OUT [--workers N] [--overwrite] [--keep-identity]
     python -m mrirecon.convert kspace-to-dicom IN OUT [--recon-option KEY=VALUE ...] [same as h5-to-dicom]
                                                       [--format h5|dicom|nifti]
-    python -m mrirecon.convert ismrmrd-to-h5 IN OUT [--workers N] [--overwrite]
+    python -m mrirecon.convert ismrmrd-to-h5 IN OUT [--workers N] [--overwrite] [--keep-identity]
 
-``IN`` is a file or a folder (searched recursively). Outputs mirror the input tree:
+``IN`` is a file or a folder (searched recursively); ``OUT`` must lie outside it. Output names:
 
-- ``h5-to-dicom``: ``IN/a/b.h5`` -> folder ``OUT/a/b/`` with ``IM00001.dcm``... (single-frame MR
-  Image Storage), or ``ENHANCED.dcm`` (one Legacy Converted Enhanced MR object) with ``--enhanced``.
-- ``--format nifti``: ``OUT/a/b.nii.gz`` instead (nibabel; affine from the patient geometry, or voxel
-  sizes on assumed axes when the input has no orientation, said in a note); ``--format h5`` (k-space
-  input only): ``OUT/a/b.h5``, a fastMRI-style reconstruction file.
-- ``ismrmrd-to-h5``: ISMRMRD raw data ``IN/a/b.h5`` -> fastMRI-layout k-space file ``OUT/a/b.h5``
-  (``kspace`` [S,C,H,W] with readout oversampling removed and coils prewhitened, the ISMRMRD header,
-  ``reconstruction_rss`` when fully sampled, else ``mask`` and the acceleration attributes).
-- ``dicom-to-h5``: a series whose files sit in ``IN/a/b/`` -> ``OUT/a/b.h5`` (when that folder holds
-  one series; otherwise ``OUT/a/b/<SeriesInstanceUID>.h5``). The file holds ``reconstruction``
+- ``h5-to-dicom``: ``IN/a/b.h5`` -> folder ``OUT/ANON-<pseudonym of a/b.h5>/`` (``OUT/a/b/`` with
+  ``--keep-identity``, since input names often hold the patient's name) with ``IM00001.dcm``...
+  (single-frame MR Image Storage), or ``ENHANCED.dcm`` (one Legacy Converted Enhanced MR object)
+  with ``--enhanced``.
+- ``--format nifti``: ``OUT/ANON-<pseudonym>.nii.gz`` (``OUT/a/b.nii.gz`` with ``--keep-identity``)
+  instead (nibabel; affine from the patient geometry, or voxel sizes on assumed axes when the input
+  has no orientation, said in a note); ``--format h5`` (k-space input only): a fastMRI-style
+  reconstruction file ``OUT/ANON-<pseudonym>.h5``.
+- ``ismrmrd-to-h5``: ISMRMRD raw data ``IN/a/b.h5`` -> fastMRI-layout k-space file
+  ``OUT/ANON-<pseudonym>.h5`` (``OUT/a/b.h5`` with ``--keep-identity``): ``kspace`` [S,C,H,W] with
+  readout oversampling removed and coils prewhitened, the ISMRMRD header (identifying fields removed
+  unless ``--keep-identity``), ``reconstruction_rss`` when fully sampled, else ``mask`` and the
+  acceleration attributes.
+- ``dicom-to-h5``: a series -> ``OUT/ANON-<pseudonym of its series>.h5``; with ``--keep-identity``
+  a series whose files sit in ``IN/a/b/`` -> ``OUT/a/b.h5`` (when that folder holds one series;
+  otherwise ``OUT/a/b/<SeriesInstanceUID>.h5``). The file holds ``reconstruction``
   (float32 ``[S, H, W]``, sorted along the slice normal) and the geometry and scale as attributes
   (``pixel_spacing``, ``slice_thickness``, ``slice_spacing``, ``image_orientation_patient``,
   ``image_position_patient`` ``[S, 3]``, ``scale_slope``, ``scale_intercept``, UIDs, ...). Fed back
   to ``h5-to-dicom`` these attributes take precedence over the ISMRMRD header.
 
-Existing outputs are skipped unless ``--overwrite``; outputs are written under a hidden temporary
-name next to the target and renamed. Every failure is one line ``FAILED <file>: <problem>``; the
-batch goes on, and the exit code is 1 when anything failed (2 for usage errors).
+Existing outputs are skipped unless ``--overwrite``; outputs are written under a short hidden
+temporary name (:mod:`mrirecon.batch`) and renamed; temporaries of killed runs are removed. Every
+failure is one line ``FAILED <file>: <problem>`` (traceback with ``--verbose``); the batch goes on,
+and the exit code is 1 when anything failed, 2 for usage errors (no input, output folder inside the
+input or not writable). HDF5 inputs pass the input gate (:mod:`mrirecon.data.validate`).
 
-Identity: ``h5-to-dicom`` replaces patient name/ID by a pseudonym derived from the input file name
-and leaves birth date, sex and study date empty; ``dicom-to-h5`` stores only a pseudonymous
-``patient_id``. ``--keep-identity`` keeps the source's identity (HDF5 attributes ``patient_id``,
-``patient_name``, ``patient_birth_date``, ``patient_sex``, else the ISMRMRD ``subjectInformation``).
+Identity (DICOM PS3.15 basic profile, :mod:`mrirecon.deid`): ``h5-to-dicom`` replaces patient
+name/ID by a keyed pseudonym of the patient (the source's PatientID, else the input path), leaves
+birth date, sex and study date empty, writes a fixed SeriesDescription, no ProtocolName and keyed
+new UIDs; ``dicom-to-h5`` stores a keyed pseudonymous ``patient_id``, new UIDs and no description.
+``--keep-identity`` keeps the source's identity (HDF5 attributes ``patient_id``, ``patient_name``,
+``patient_birth_date``, ``patient_sex``, else the ISMRMRD ``subjectInformation``), descriptions and UIDs.
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ import argparse
 import os
 import shutil
 import sys
-import uuid
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -52,8 +62,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from mrirecon import dicom
-from mrirecon.data.validate import InvalidInputError
+from mrirecon import batch, deid, dicom
+from mrirecon.data.validate import InvalidInputError, check_dataset_size, check_finite, open_hdf5, read_header_xml
 
 __all__ = [
     "RECONSTRUCTION_KEYS",
@@ -103,15 +113,13 @@ def read_reconstruction_h5(
     """
     path = Path(path)
     try:
-        if not h5py.is_hdf5(path):
-            raise H5InputError("not an HDF5 file")
-    except OSError as exc:
-        raise H5InputError(f"cannot read file ({exc})") from exc
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise H5InputError(f"cannot open HDF5 file, truncated or corrupt? ({exc})") from exc
-    with f:
+        return _read_reconstruction_h5(path, dataset)
+    except InvalidInputError as exc:
+        raise H5InputError(exc.problem) from None
+
+
+def _read_reconstruction_h5(path: Path, dataset: str | None) -> tuple[np.ndarray, str | None, dict[str, Any], str]:
+    with open_hdf5(path) as f:
         keys = [dataset] if dataset else [k for k in RECONSTRUCTION_KEYS if k in f]
         if not keys or keys[0] not in f:
             wanted = dataset or " or ".join(RECONSTRUCTION_KEYS)
@@ -129,19 +137,16 @@ def read_reconstruction_h5(
             raise H5InputError(f"'{key}' has shape {obj.shape}; expected [slices, height, width]")
         if 0 in obj.shape:
             raise H5InputError(f"'{key}' is empty (shape {obj.shape})")
+        check_dataset_size(path, key, obj)
+        check_finite(path, key, obj)
         try:
             volume = np.asarray(obj[()], dtype=np.float32)
         except (OSError, ValueError) as exc:
             raise H5InputError(f"cannot read '{key}', truncated or corrupt? ({exc})") from exc
-        if not np.all(np.isfinite(volume)):
-            raise H5InputError(f"'{key}' contains NaN or Inf values")
-        header = None
-        if "ismrmrd_header" in f and isinstance(f["ismrmrd_header"], h5py.Dataset):
-            try:
-                header = _decode(f["ismrmrd_header"][()])
-            except (OSError, ValueError):
-                header = None
-            header = header if isinstance(header, str) else None
+        try:
+            header = read_header_xml(path, f)
+        except (InvalidInputError, OSError, ValueError):
+            header = None
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
     return volume, header, attrs, key
 
@@ -191,8 +196,7 @@ def _identity_from_attrs(attrs: dict[str, Any], header_xml: str | None) -> dict[
 
 
 def _temp_sibling(dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    return dst.parent / f".{dst.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return batch.temp_path(dst.parent)
 
 
 def _commit(tmp: Path, dst: Path) -> None:
@@ -228,15 +232,17 @@ def _volume_to_dicom(
     keep_identity: bool,
     enhanced: bool,
 ) -> None:
-    ident = _identity_from_attrs(attrs, header_xml) if keep_identity else {}
+    ident = _identity_from_attrs(attrs, header_xml)
+    patient = ident.get("PatientID")
     kwargs: dict[str, Any] = {
         "geometry": geometry_from_h5(header_xml, attrs),
         "acquisition": dicom.acquisition_from_ismrmrd(header_xml),
-        "series_description": description,
+        "series_description": description if keep_identity else dicom.DEIDENTIFIED_DESCRIPTION,
         "pseudonymise": not keep_identity,
-        "pseudonym_key": Path(source_name).name,
-        "uid_key": source_name,
-        "identity": ident,
+        # one pseudonym per patient; without a PatientID, one per input file (never per file name)
+        "pseudonym_key": f"patient:{patient}" if patient else f"file:{source_name}",
+        "uid_key": source_name if keep_identity else deid.keyed_digest("source", source_name),
+        "identity": ident if keep_identity else {},
     }
     if keep_identity:
         for attr, kw in (
@@ -293,7 +299,7 @@ def h5_to_dicom_file(
     src, dst = Path(src), Path(dst)
     volume, header, attrs, key = read_reconstruction_h5(src, dataset)
     if fmt != "dicom":
-        _write_other(dst, fmt, volume, header, attrs, src)
+        _write_other(dst, fmt, volume, header, attrs, src, keep_identity)
         return dst
     _volume_to_dicom(
         volume,
@@ -331,19 +337,20 @@ def kspace_to_dicom_file(
     """Reconstruct one k-space file with ``reconstruct(path, **options)`` and write DICOM to ``dst``
     (or HDF5 / NIfTI with ``fmt``).
 
-    ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file`` and must return
-    ``(volume float [S,H,W], header_xml or None, attrs)``.
+    ``reconstruct`` defaults to ``mrirecon.reconstruct.reconstruct_volume_file``; it is called with
+    ``keep_identity=True`` and must return ``(volume float [S,H,W], header_xml or None, attrs)``.
     """
     src, dst = Path(src), Path(dst)
     fn = reconstruct or _load_reconstruct()
-    volume, header, attrs = fn(src, **(options or {}))
+    # the full header comes back so the patient gets their pseudonym; _volume_to_dicom de-identifies
+    volume, header, attrs = fn(src, **{**(options or {}), "keep_identity": True})
     volume = np.asarray(volume)
     if volume.ndim != 3 or np.iscomplexobj(volume) or not np.all(np.isfinite(volume)):
         raise ValueError(f"reconstruction gave an unusable volume (shape {volume.shape}, dtype {volume.dtype})")
     if header is not None and not isinstance(header, str):
         header = _decode(header)
     if fmt != "dicom":
-        _write_other(dst, fmt, volume.astype(np.float32), header, dict(attrs or {}), src)
+        _write_other(dst, fmt, volume.astype(np.float32), header, dict(attrs or {}), src, keep_identity)
         return dst
     _volume_to_dicom(
         volume.astype(np.float32),
@@ -358,39 +365,57 @@ def kspace_to_dicom_file(
     return dst
 
 
-def _write_other(dst: Path, fmt: str, volume: np.ndarray, header: str | None, attrs: dict, src: Path) -> None:
-    """HDF5 or NIfTI output; the note about missing orientation goes to stderr."""
+def _write_other(
+    dst: Path, fmt: str, volume: np.ndarray, header: str | None, attrs: dict, src: Path, keep_identity: bool
+) -> None:
+    """HDF5 or NIfTI output (de-identified unless ``keep_identity``); the note about missing
+    orientation goes to stderr."""
     from mrirecon.io import write_output
 
-    note = write_output(dst, fmt, volume, header, attrs, source_name=str(src.resolve()))
+    note = write_output(dst, fmt, volume, header, attrs, source_name=str(src.resolve()), keep_identity=keep_identity)
     if note:
         print(f"note: {note}", file=sys.stderr)
 
 
-def ismrmrd_to_h5_file(src: str | Path, dst: str | Path) -> Path:
-    """ISMRMRD raw data -> a fastMRI-layout k-space file ``dst`` (written atomically)."""
+def ismrmrd_to_h5_file(src: str | Path, dst: str | Path, *, keep_identity: bool = False) -> Path:
+    """ISMRMRD raw data -> a fastMRI-layout k-space file ``dst`` (written atomically). Without
+    ``keep_identity`` the header loses its identifying fields and the source name is not recorded."""
     from mrirecon.io.ismrmrd_raw import read_ismrmrd
+    from mrirecon.io.outputs import public_attrs
 
     src, dst = Path(src), Path(dst)
     volume = read_ismrmrd(src)
+    header = volume.header_xml if keep_identity else deid.strip_ismrmrd_identity(volume.header_xml)
+    attrs = {"acquisition": "ISMRMRD", **volume.attrs}
+    if keep_identity:
+        attrs["source_file"] = src.name
+    else:
+        attrs = public_attrs(attrs)
     tmp = _temp_sibling(dst)
     try:
         with h5py.File(tmp, "w") as hf:
             hf.create_dataset("kspace", data=volume.kspace)
-            hf.create_dataset("ismrmrd_header", data=volume.header_xml)
+            if header is not None:
+                hf.create_dataset("ismrmrd_header", data=header)
             if volume.target is not None:
                 hf.create_dataset("reconstruction_rss", data=volume.target)
                 hf.attrs["max"] = float(volume.target.max())
             if volume.mask is not None:
                 hf.create_dataset("mask", data=volume.mask.astype(np.float32))
-            hf.attrs["acquisition"] = "ISMRMRD"
-            hf.attrs["source_file"] = src.name
-            for key, value in volume.attrs.items():
+            for key, value in attrs.items():
                 hf.attrs[key] = value
         _commit(tmp, dst)
     finally:
         _discard(tmp)
     return dst
+
+
+def _dicom_patient_key(ds: Any, series_uid: str) -> str:
+    """What identifies the patient of a DICOM file (issuer + ID; the series when there is no ID)."""
+    pid = str(ds.get("PatientID", "") or "")
+    if not pid:
+        return f"series:{series_uid}"
+    return f"patient:{ds.get('IssuerOfPatientID', '') or ''}:{pid}"
 
 
 def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_identity: bool = False) -> Path:
@@ -400,6 +425,15 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
     series = dicom.load_series(files)
     dst = Path(dst)
     first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    if keep_identity:
+        uids = (series.series_uid, series.study_uid, series.frame_of_reference_uid)
+    else:  # basic profile: replace UIDs (keyed, so every series of a study still shares one study UID)
+        uids = tuple(
+            str(deid.keyed_uid(kind, uid)) if uid else ""
+            for kind, uid in zip(
+                ("series", "study", "frame"), (series.series_uid, series.study_uid, series.frame_of_reference_uid)
+            )
+        )
     tmp = _temp_sibling(dst)
     try:
         with h5py.File(tmp, "w") as f:
@@ -419,20 +453,17 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
                 a["image_position_patient"] = np.asarray(series.positions, dtype=np.float64)
             for name, values in (("scale_slope", series.slope), ("scale_intercept", series.intercept)):
                 a[name] = float(values[0]) if np.all(values == values[0]) else np.asarray(values)
-            a["series_instance_uid"] = series.series_uid
-            a["study_instance_uid"] = series.study_uid
-            a["frame_of_reference_uid"] = series.frame_of_reference_uid
-            a["series_description"] = series.series_description
+            a["series_instance_uid"], a["study_instance_uid"], a["frame_of_reference_uid"] = uids
             a["sop_class_uid"] = series.sop_class_uid
             a["modality"] = series.attributes.get("Modality", "")
-            source_id = str(first.get("PatientID", "")) or series.series_uid
             if keep_identity:
+                a["series_description"] = series.series_description
                 a["patient_id"] = str(first.get("PatientID", ""))
                 a["patient_name"] = str(first.get("PatientName", ""))
                 a["patient_birth_date"] = str(first.get("PatientBirthDate", ""))
                 a["patient_sex"] = str(first.get("PatientSex", ""))
             else:
-                a["patient_id"] = dicom.pseudonym(source_id)
+                a["patient_id"] = dicom.pseudonym(_dicom_patient_key(first, series.series_uid))
         _commit(tmp, dst)
     finally:
         _discard(tmp)
@@ -466,15 +497,19 @@ class _Task:
     kwargs: dict
 
 
-def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:
-    """Run a conversion; None on success, else a one-line problem."""
+def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict, verbose: bool = False) -> str | None:
+    """Run a conversion; None on success, else a one-line problem (plus the traceback when ``verbose``)."""
     try:
         fn(*args, **kwargs)
     except Exception as exc:  # a bad input must never stop the batch
-        if isinstance(exc, InvalidInputError):  # its message already names the file
-            return " ".join(exc.problem.split())
         msg = " ".join(str(exc).split()) or type(exc).__name__
-        return msg if isinstance(exc, H5InputError | dicom.DicomInputError) else f"{type(exc).__name__}: {msg}"
+        if isinstance(exc, InvalidInputError):  # the report line names the file already
+            msg = " ".join(exc.problem.split())
+        elif not isinstance(exc, H5InputError | dicom.DicomInputError):
+            msg = f"{type(exc).__name__}: {msg}"
+        if verbose:
+            msg += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        return msg
     return None
 
 
@@ -485,7 +520,9 @@ def _report(summary: Summary, name: str, problem: str, bar: Any) -> None:
     bar.write(line, file=sys.stderr)
 
 
-def _run_batch(tasks: list[_Task], *, workers: int, overwrite: bool, label: str, summary: Summary) -> Summary:
+def _run_batch(
+    tasks: list[_Task], *, workers: int, overwrite: bool, label: str, summary: Summary, verbose: bool = False
+) -> Summary:
     from tqdm.auto import tqdm
 
     todo = []
@@ -497,7 +534,7 @@ def _run_batch(tasks: list[_Task], *, workers: int, overwrite: bool, label: str,
     with tqdm(total=len(todo), desc=label, unit="item", file=sys.stderr, disable=None) as bar:
         if workers <= 1 or len(todo) <= 1:
             for task in todo:
-                problem = _run_one(task.fn, task.args, task.kwargs)
+                problem = _run_one(task.fn, task.args, task.kwargs, verbose)
                 if problem is None:
                     summary.converted += 1
                 else:
@@ -505,7 +542,7 @@ def _run_batch(tasks: list[_Task], *, workers: int, overwrite: bool, label: str,
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(_run_one, t.fn, t.args, t.kwargs): t for t in todo}
+                futures = {pool.submit(_run_one, t.fn, t.args, t.kwargs, verbose): t for t in todo}
                 for fut in as_completed(futures):
                     task = futures[fut]
                     try:
@@ -538,32 +575,33 @@ def _find_h5(root: Path, out: Path) -> list[Path]:
     )
 
 
-def _dicom_dst(root: Path, out: Path, src: Path, fmt: str = "dicom") -> Path:
+def _dicom_dst(root: Path, out: Path, src: Path, fmt: str = "dicom", keep_identity: bool = True) -> Path:
+    from mrirecon.io.outputs import output_path, public_name
+
     rel = Path(src.name) if root.is_file() else src.relative_to(root)
-    return out / rel.with_suffix({"dicom": "", "nifti": ".nii.gz", "h5": ".h5"}[fmt])
+    return output_path(out, public_name(src, rel, keep_identity), fmt)  # input names often hold the patient's name
 
 
 def _h5_tasks(args: argparse.Namespace, fn: Callable[..., Any], extra: dict) -> list[_Task]:
     root, out = Path(args.input), Path(args.output)
     if fn is ismrmrd_to_h5_file:
-        fmt, options = "h5", {}
+        fmt, options = "h5", {"keep_identity": args.keep_identity}
     else:
         fmt, options = args.format, {"keep_identity": args.keep_identity, "enhanced": args.enhanced}
         if fmt != "dicom":
             options["fmt"] = fmt
-    return [
-        _Task(
-            name=str(src),
-            dst=_dicom_dst(root, out, src, fmt),
-            fn=fn,
-            args=(str(src), str(_dicom_dst(root, out, src, fmt))),
-            kwargs={**options, **extra},
-        )
-        for src in _find_h5(root, out)
-    ]
+    tasks = []
+    for src in _find_h5(root, out):
+        dst = _dicom_dst(root, out, src, fmt, args.keep_identity)
+        tasks.append(_Task(name=str(src), dst=dst, fn=fn, args=(str(src), str(dst)), kwargs={**options, **extra}))
+    return tasks
 
 
-def _series_dst(root: Path, out: Path, files: list[Path], uid: str, per_dir: dict[Path, int]) -> Path:
+def _series_dst(
+    root: Path, out: Path, files: list[Path], uid: str, per_dir: dict[Path, int], keep_identity: bool = True
+) -> Path:
+    if not keep_identity:  # folder names of DICOM exports often hold the patient's name
+        return out / f"{dicom.pseudonym('output', uid)}.h5"
     parent = Path(os.path.commonpath([str(p.parent) for p in files]))
     rel = Path(".") if root.is_file() else parent.relative_to(root)
     if rel != Path(".") and per_dir[parent] == 1:
@@ -601,6 +639,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=int, default=workers, help=f"parallel processes (default {workers})")
         p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
         p.add_argument("--keep-identity", action="store_true", help="keep patient identity (default: pseudonymise)")
+        p.add_argument("--verbose", action="store_true", help="print a traceback for each failure")
 
     p = sub.add_parser(
         "h5-to-dicom",
@@ -658,6 +697,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    problem = batch.check_output_folder(root, args.output)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    batch.clean_stale_temporaries(args.output)
     summary = Summary()
     if args.command == "ismrmrd-to-h5":
         tasks = _h5_tasks(args, ismrmrd_to_h5_file, {})
@@ -677,9 +721,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         out = Path(args.output)
         groups, problems = dicom.scan_folder(root)
-        if out.exists() and _inside(out, root) and root.is_dir():  # never read our own outputs back
-            groups = {u: fs for u, fs in groups.items() if not any(_inside(p, out) for p in fs)}
-            problems = [(p, why) for p, why in problems if not _inside(p, out)]
         for path, why in problems:
             summary.failed += 1
             line = f"FAILED {path}: {why}"
@@ -691,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             per_dir[parent] = per_dir.get(parent, 0) + 1
         tasks = []
         for uid, files in sorted(groups.items()):
-            dst = _series_dst(root, out, files, uid, per_dir)
+            dst = _series_dst(root, out, files, uid, per_dir, args.keep_identity)
             name = f"{parents[uid]} (series {uid})"
             tasks.append(
                 _Task(
@@ -702,7 +743,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     {"keep_identity": args.keep_identity},
                 )
             )
-    _run_batch(tasks, workers=args.workers, overwrite=args.overwrite, label=args.command, summary=summary)
+    if not tasks and not summary.failed:
+        print(f"error: {root}: no input files found", file=sys.stderr)
+        return 2
+    _run_batch(
+        tasks, workers=args.workers, overwrite=args.overwrite, label=args.command, summary=summary, verbose=args.verbose
+    )
     print(summary.line())
     return 1 if summary.failed else 0
 

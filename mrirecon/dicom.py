@@ -48,6 +48,8 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
+from mrirecon import deid
+
 __all__ = [
     "DEFAULT_GEOMETRY",
     "PRIVATE_CREATOR",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 PRIVATE_CREATOR = "MRIRECON 1.0"
+DEIDENTIFIED_DESCRIPTION = "mrirecon reconstruction"  # replaces free-text descriptions when pseudonymising
 PRIVATE_GROUP = 0x0011
 _SLOPE_ELEM = 0x10
 _INTERCEPT_ELEM = 0x11
@@ -287,10 +290,10 @@ def identity_from_ismrmrd(header_xml: str | bytes | None) -> dict[str, str]:
     return out
 
 
-def pseudonym(key: str | bytes) -> str:
-    """A stable pseudonym (``ANON-`` + 12 hex digits) derived from ``key`` (e.g. a file name)."""
-    data = key.encode() if isinstance(key, str) else key
-    return "ANON-" + hashlib.sha256(b"mrirecon-pseudonym:" + data).hexdigest()[:12].upper()
+def pseudonym(*key: str | bytes) -> str:
+    """A stable pseudonym (``ANON-`` + 16 hex digits): HMAC of ``key`` (e.g. a PatientID) under the
+    installation secret (:mod:`mrirecon.deid`), so it cannot be reversed by hashing guesses."""
+    return deid.pseudonym(*(k.decode("utf-8", "replace") if isinstance(k, bytes) else k for k in key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,6 +337,14 @@ def _rwvm_item(slope: float, intercept: float) -> Dataset:
     unit.CodingSchemeDesignator = "UCUM"
     unit.CodeMeaning = "no units"
     item.MeasurementUnitsCodeSequence = [unit]
+    return item
+
+
+def _basic_profile_code() -> Dataset:
+    item = Dataset()
+    item.CodeValue = "113100"
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = "Basic Application Confidentiality Profile"
     return item
 
 
@@ -421,7 +432,8 @@ def _build_slices(
         ds.PatientSex = "" if pseudonymise else ident.get("PatientSex", "")
         if pseudonymise:
             ds.PatientIdentityRemoved = "YES"
-            ds.DeidentificationMethod = "mrirecon: pseudonym from source file, no dates"
+            ds.DeidentificationMethod = "PS3.15 basic profile; keyed pseudonym; new UIDs"
+            ds.DeidentificationMethodCodeSequence = [_basic_profile_code()]
         # General study
         ds.StudyInstanceUID = ids.study_uid
         ds.StudyDate = ident.get("StudyDate", "")
@@ -435,10 +447,10 @@ def _build_slices(
         ds.Modality = "MR"
         ds.SeriesInstanceUID = ids.series_uid
         ds.SeriesNumber = series_number
-        ds.SeriesDescription = series_description[:64]
+        ds.SeriesDescription = (DEIDENTIFIED_DESCRIPTION if pseudonymise else series_description)[:64]
         ds.PatientPosition = acquisition.patient_position
         ds.Laterality = ""
-        if acquisition.protocol_name:
+        if acquisition.protocol_name and not pseudonymise:  # free text: often holds names
             ds.ProtocolName = acquisition.protocol_name[:64]
         # Frame of reference
         ds.FrameOfReferenceUID = ids.frame_uid
@@ -790,6 +802,33 @@ def _assemble(
     )
 
 
+def _check_declared_size(paths: list[Path], datasets: list[Dataset]) -> None:
+    """Refuse images whose declared size is above the input caps (:class:`mrirecon.data.Limits`) before any
+    pixel data is decoded (compressed pixel data can declare far more than it stores). A frame is counted
+    as float64 (how it is assembled), the volume as float32 (how it is written)."""
+    from mrirecon.data.validate import Limits
+
+    limits = Limits.from_env()
+    total = 0
+    for p, ds in zip(paths, datasets):
+        try:
+            pixels = int(ds.get("Rows", 0)) * int(ds.get("Columns", 0)) * int(ds.get("SamplesPerPixel", 1) or 1)
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError) as exc:
+            raise DicomInputError(f"{p}: unreadable image size attributes ({exc})") from exc
+        if pixels * 8 > limits.max_slice_bytes:
+            raise DicomInputError(
+                f"{p}: a {ds.get('Rows')}x{ds.get('Columns')} image is above the per-slice limit of "
+                f"{limits.max_slice_bytes} bytes (MRIRECON_MAX_SLICE_BYTES)"
+            )
+        total += pixels * frames * 4
+    if total > limits.max_volume_bytes:
+        raise DicomInputError(
+            f"series declares {total} bytes of images, above the per-volume limit of "
+            f"{limits.max_volume_bytes} bytes (MRIRECON_MAX_VOLUME_BYTES)"
+        )
+
+
 def load_series(files: Iterable[str | Path]) -> Series:
     """Read the files of one series, check they are consistent and sort them along the slice normal.
 
@@ -805,6 +844,7 @@ def load_series(files: Iterable[str | Path]) -> Series:
             datasets.append(pydicom.dcmread(p))
         except Exception as exc:
             raise DicomInputError(f"{p}: not a readable DICOM file ({exc})") from exc
+    _check_declared_size(paths, datasets)
     uids = Counter(str(ds.get("SeriesInstanceUID", "")) for ds in datasets)
     if len(uids) != 1:
         raise DicomInputError(f"mixed series: {_describe_counts(uids)}")

@@ -449,7 +449,7 @@ def iter_results(
                 if on_error is None:
                     raise
                 on_error(msg)
-            except (ValueError, RuntimeError) as err:  # e.g. ESPIRiT without ACS, a net that cannot take the shape
+            except Exception as err:  # e.g. ESPIRiT without ACS, a net that cannot take the shape: never stop the run
                 if isinstance(err, UsageError) or on_error is None:
                     raise
                 on_error(f"{path}: {type(err).__name__}: {err}")

@@ -4,10 +4,13 @@
 
 Reads fastMRI train/val files (a mask is drawn, fixed by the file name), test-format files (their own
 mask is used) and ISMRMRD raw data (told apart by content; fully sampled scans get a drawn mask,
-undersampled ones keep their acquired lines); writes ``DIR/<name>.h5`` with ``reconstruction`` float32
-[S,h,w] cropped to the target size, or with ``--format dicom|nifti`` a DICOM series folder ``DIR/<name>/``
-or ``DIR/<name>.nii.gz``. A bad file is reported in one line and skipped; the exit code is 1 if any
-file failed.
+undersampled ones keep their acquired lines); writes ``DIR/<relative path>.h5`` (mirroring the input
+tree) with ``reconstruction`` float32 [S,h,w] cropped to the target size, or with ``--format
+dicom|nifti`` a DICOM series folder ``DIR/<relative path>/`` or ``DIR/<relative path>.nii.gz``. Every
+input passes the input gate (:mod:`mrirecon.data.validate`). A bad file is reported in one ``FAILED``
+line (traceback only with ``--verbose``) and the batch goes on; the exit code is 1 if any file failed,
+2 for usage errors (no input, an output folder inside the input folder or not writable). Identifying
+fields of the ISMRMRD header are removed from the outputs of every format unless ``--keep-identity``.
 """
 
 from __future__ import annotations
@@ -15,30 +18,37 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+from . import batch
 from .checkpoint import DEFAULT_CHECKPOINT
-from .data import InvalidInputError
-from .io import OUTPUT_FORMATS, output_path, read_volume, write_output
-from .io.outputs import carried_attrs
+from .deid import strip_ismrmrd_identity
+from .io import OUTPUT_FORMATS, read_volume, write_output
+from .io.outputs import carried_attrs, output_path, public_name
 
 
 def find_inputs(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.rglob("*.h5") if not any(part.startswith(".") for part in p.parts))
+        return sorted(
+            p for p in path.rglob("*.h5") if not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
     return [path]
+
+
+def relative_name(root: Path, path: Path) -> Path:
+    """The name of ``path`` in the input tree under ``root`` (mirrored under the output folder)."""
+    return path.relative_to(root) if root.is_dir() else Path(path.name)
 
 
 def write_reconstruction(path: Path, recon: np.ndarray, attrs: dict[str, Any], header_xml: str | None) -> None:
     """fastMRI submission file, written to a temporary name and renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    if not np.isfinite(recon).all():
+        raise ValueError(f"{path}: the reconstruction holds NaN or Inf values; nothing written")
+    tmp = batch.temp_path(path.parent, ".h5")
     try:
         with h5py.File(tmp, "w") as hf:
             hf.create_dataset("reconstruction", data=recon.astype(np.float32))
@@ -73,9 +83,12 @@ def reconstruct_volume_file(
     center_fraction: float | None = None,
     trigger: str | None = None,
     tta_steps: int = 0,
+    keep_identity: bool = False,
 ) -> tuple[np.ndarray, str | None, dict[str, Any]]:
     """Reconstruct one file -> (volume float32 [S,h,w], ISMRMRD header or None, attributes).
-    The network is loaded once per process and reused."""
+
+    The network is loaded once per process and reused. Raises ValueError when the output is not finite.
+    Without ``keep_identity`` the header loses its identifying fields and ``patient_id`` is not copied."""
     overrides = {"trigger": trigger} if trigger else {}
     rec = _reconstructor(checkpoint, device, overrides)
     volume = read_volume(path)
@@ -89,8 +102,11 @@ def reconstruct_volume_file(
         "seconds": result.seconds,
         "tta_steps": tta_steps,
     }
-    attrs.update(carried_attrs(volume.attrs))
-    return result.recon, volume.header_xml, attrs
+    if not np.isfinite(result.recon).all():
+        raise ValueError(f"{path}: the reconstruction holds NaN or Inf values")
+    attrs.update(carried_attrs(volume.attrs, keep_identity))
+    header = volume.header_xml if keep_identity else strip_ismrmrd_identity(volume.header_xml)
+    return result.recon, header, attrs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,21 +124,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta-steps", default=0, type=int, help="per-scan test-time adaptation steps (0 = off)")
     parser.add_argument("--format", default="h5", choices=OUTPUT_FORMATS, help="output: fastMRI HDF5, DICOM or NIfTI")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--keep-identity", action="store_true", help="keep patient/study fields of the header")
+    parser.add_argument("--verbose", action="store_true", help="print a traceback for each failed file")
     args = parser.parse_args(argv)
 
     if not args.input.exists():
         print(f"error: {args.input}: no such file or folder", file=sys.stderr)
         return 2
+    inputs = find_inputs(args.input)
+    if not inputs:
+        print(f"error: {args.input}: no .h5 files found", file=sys.stderr)
+        return 2
+    problem = batch.check_output_folder(args.input, args.output)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    batch.clean_stale_temporaries(args.output)
     try:  # load the network once, before any file, so a bad checkpoint stops here
         _reconstructor(args.checkpoint, args.device, {"trigger": args.trigger} if args.trigger else {})
     except (FileNotFoundError, ValueError) as err:
         print(f"error: cannot load the checkpoint: {err}", file=sys.stderr)
         return 2
-    inputs = find_inputs(args.input)
     done = skipped = 0
     failed: list[str] = []
     for path in tqdm(inputs, desc="reconstructing", unit="vol", disable=len(inputs) < 2):
-        out = output_path(args.output, path.name, args.format)
+        name = relative_name(args.input, path)
+        if args.format != "h5":  # fastMRI submissions need the input names; other exports get pseudonyms
+            name = public_name(path, name, args.keep_identity)
+        out = output_path(args.output, name, args.format)
         if out.exists() and not args.overwrite:
             skipped += 1
             continue
@@ -136,14 +165,15 @@ def main(argv: list[str] | None = None) -> int:
                 args.center_fraction,
                 args.trigger,
                 args.tta_steps,
+                args.keep_identity,
             )
-            note = write_output(out, args.format, recon, header, attrs, source_name=str(path.resolve()))
+            source = str(path.resolve())
+            note = write_output(out, args.format, recon, header, attrs, source, keep_identity=args.keep_identity)
             if note:
                 print(f"note: {note}", file=sys.stderr)
             done += 1
-        except (InvalidInputError, ValueError, OSError) as err:
-            msg = str(err) if str(path) in str(err) else f"{path}: {err}"
-            print(f"FAILED {msg}", file=sys.stderr)
+        except Exception as err:  # one bad file never stops the batch
+            tqdm.write(batch.failure_line(path, err, args.verbose), file=sys.stderr)
             failed.append(str(path))
     print(f"reconstructed {done}, skipped {skipped}, failed {len(failed)}")
     return 1 if failed else 0

@@ -360,3 +360,35 @@ def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
     stripe = mask_image(np.array([1, 0, 0, 0] * 32, bool))
     inner = stripe[3:-3, 3:-3]
     assert inner.shape[1] >= 512 and abs((inner == 255).mean() - 0.25) < 1e-6 and (stripe[0] == 128).all()
+
+
+def test_hostile_upload_refused_before_queueing(checkpoint, tmp_path):
+    """A tiny file declaring 56 GiB, or linking outside itself, is refused by the unqueued gate in
+    milliseconds; the reconstruct event only runs after it."""
+    from mrirecon.app import MriApp, build_app
+    from mrirecon.data import InvalidInputError
+
+    bomb = tmp_path / "bomb.h5"
+    with h5py.File(bomb, "w") as hf:
+        hf.create_dataset("kspace", (1000, 32, 640, 368), np.complex64, chunks=(1, 1, 64, 64), compression="gzip")
+    link = tmp_path / "link.h5"
+    with h5py.File(link, "w") as hf:
+        hf["kspace"] = h5py.ExternalLink(str(FULL), "/kspace")
+    app = MriApp(checkpoint, examples_dir=None, device="cpu")
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(InvalidInputError, match="per volume"):
+            app.precheck(bomb)
+        assert time.perf_counter() - t0 < 2
+        with pytest.raises(InvalidInputError, match="link to another file"):
+            app.load_and_reconstruct(str(link), "equispaced_fraction", 4, "token", 0)
+    finally:
+        app.close()
+    demo = build_app(checkpoint, examples_dir=None, device="cpu")
+    try:
+        deps = demo.config["dependencies"]
+        gate = next(d for d in deps if d.get("targets") and d["targets"][0][1] == "click" and not d["queue"])
+        chained = [d for d in deps if d.get("trigger_after") == gate["id"]]
+        assert [d["api_name"] for d in chained] == ["reconstruct"]
+    finally:
+        demo.mri.close()

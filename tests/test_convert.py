@@ -63,12 +63,13 @@ def test_round_trip_h5_dicom_h5(tmp_path, capsys):
         "sub/b": make_h5(tmp_path / "in" / "sub" / "b.h5", seed=2, key="reconstruction"),
         "sub/deeper/c": make_h5(tmp_path / "in" / "sub" / "deeper" / "c.h5", seed=3, header=None),
     }
-    code, out, err = run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm", "--workers", "2")
+    keep = "--keep-identity"  # outputs named after the inputs (the default names them by pseudonyms)
+    code, out, err = run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm", "--workers", "2", keep)
     assert code == 0, err
     assert out.strip().endswith("converted 3, skipped 0, failed 0")
     assert len(list((tmp_path / "dcm" / "sub" / "b").glob("IM*.dcm"))) == 4
 
-    code, out, err = run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5", "--workers", "2")
+    code, out, err = run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5", "--workers", "2", keep)
     assert code == 0, err
     assert "converted 3, skipped 0, failed 0" in out
     for rel, vol in vols.items():
@@ -88,15 +89,15 @@ def test_round_trip_h5_dicom_h5(tmp_path, capsys):
             assert a["slice_spacing"] == pytest.approx(3.0)
         assert list(a["image_orientation_patient"]) == pytest.approx([1, 0, 0, 0, 1, 0])
         assert a["image_position_patient"].shape == (4, 3)
-        assert a["patient_id"] != "PID-SECRET-123"
+        assert a["patient_id"] == "PID-SECRET-123"  # kept end to end
 
     # Back to DICOM from our own HDF5: the geometry attributes win over defaults.
-    code, _, err = run(capsys, "h5-to-dicom", tmp_path / "h5", tmp_path / "dcm2", "--workers", "1")
+    code, _, err = run(capsys, "h5-to-dicom", tmp_path / "h5", tmp_path / "dcm2", "--workers", "1", keep)
     assert code == 0, err
     first = pydicom.dcmread(tmp_path / "dcm2" / "a" / "IM00001.dcm")
     orig = pydicom.dcmread(tmp_path / "dcm" / "a" / "IM00001.dcm")
     assert first.PixelSpacing == orig.PixelSpacing and first.ImagePositionPatient == orig.ImagePositionPatient
-    assert not list(tmp_path.rglob(".*.tmp-*")), "temporary outputs left behind"
+    assert not list(tmp_path.rglob(".mrirecon-*")), "temporary outputs left behind"
 
 
 def test_series_uids_distinct_per_file(tmp_path, capsys):
@@ -112,13 +113,15 @@ def test_enhanced_output(tmp_path, capsys):
     vol = make_h5(tmp_path / "in" / "a.h5")
     code, out, err = run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm", "--enhanced")
     assert code == 0, err
-    files = list((tmp_path / "dcm" / "a").iterdir())
+    [folder] = (tmp_path / "dcm").iterdir()
+    files = list(folder.iterdir())
     assert [p.name for p in files] == [convert.ENHANCED_NAME]
     ds = pydicom.dcmread(files[0])
     assert int(ds.NumberOfFrames) == 4 and ds.PatientIdentityRemoved == "YES"
     code, out, err = run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5")
     assert code == 0, err
-    with h5py.File(tmp_path / "h5" / "a.h5", "r") as f:
+    [out_h5] = (tmp_path / "h5").iterdir()
+    with h5py.File(out_h5, "r") as f:
         assert np.abs(f["reconstruction"][()] - vol).max() <= float(f.attrs["scale_slope"])
         assert list(f.attrs["pixel_spacing"]) == pytest.approx([4.0, 4.375])
 
@@ -132,7 +135,8 @@ def test_dicom_tools_accept_cli_output(tmp_path, capsys):
             pytest.skip(f"{tool} not installed (Debian packages dicom3tools / dcmtk; CI installs them)")
     make_h5(tmp_path / "in" / "a.h5")
     assert run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm")[0] == 0
-    path = tmp_path / "dcm" / "a" / "IM00002.dcm"
+    [folder] = (tmp_path / "dcm").iterdir()
+    path = folder / "IM00002.dcm"
     v = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
     text = v.stdout + v.stderr
     assert "MRImage" in text and not [ln for ln in text.splitlines() if ln.startswith("Error")], text
@@ -179,8 +183,9 @@ def test_bad_h5_inputs_reported_and_skipped(tmp_path, capsys):
     for name, problem in expected.items():
         line = lines[str(src / name)]
         assert problem in line, line
-    assert sorted(p.name for p in (tmp_path / "dcm").iterdir()) == ["good"]
-    [series] = dicom.read_series(tmp_path / "dcm" / "good")
+    [folder] = (tmp_path / "dcm").iterdir()
+    assert folder.name == dicom.pseudonym("output", str((src / "good.h5").resolve()))
+    [series] = dicom.read_series(folder)
     assert np.abs(series.volume - good).max() <= float(series.slope[0])
 
 
@@ -188,7 +193,7 @@ def test_bad_dicom_inputs_reported_and_skipped(tmp_path, capsys):
     src = tmp_path / "dcm"
     make_h5(tmp_path / "in" / "ok.h5")
     make_h5(tmp_path / "in" / "mixed.h5", seed=4)
-    assert run(capsys, "h5-to-dicom", tmp_path / "in", src)[0] == 0
+    assert run(capsys, "h5-to-dicom", tmp_path / "in", src, "--keep-identity")[0] == 0
     (src / "ok" / "README.txt").write_text("not dicom")
     # Replace one image of the "mixed" series with a smaller image of the same series.
     victim = src / "mixed" / "IM00002.dcm"
@@ -202,7 +207,8 @@ def test_bad_dicom_inputs_reported_and_skipped(tmp_path, capsys):
     lines = failed_lines(err)
     assert any("README.txt: not a DICOM file" in line for line in lines), err
     assert any("mixed" in line and "mixed image sizes 32x32 (3 files), 16x32 (1 file)" in line for line in lines), err
-    assert sorted(p.name for p in (tmp_path / "h5").iterdir()) == ["ok.h5"]
+    [out_h5] = (tmp_path / "h5").iterdir()
+    assert out_h5.name.startswith("ANON-") and out_h5.suffix == ".h5"
 
 
 # ---------------------------------------------------------------- skip / overwrite
@@ -212,19 +218,20 @@ def test_existing_outputs_skipped_unless_overwrite(tmp_path, capsys):
     make_h5(tmp_path / "in" / "a.h5")
     make_h5(tmp_path / "in" / "b.h5")
     assert "converted 2, skipped 0" in run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm")[1]
-    marker = tmp_path / "dcm" / "a" / "marker"
+    folder_a = tmp_path / "dcm" / dicom.pseudonym("output", str((tmp_path / "in" / "a.h5").resolve()))
+    marker = folder_a / "marker"
     marker.write_text("x")
     code, out, _ = run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm")
     assert code == 0 and "converted 0, skipped 2, failed 0" in out and marker.exists()
     code, out, _ = run(capsys, "h5-to-dicom", tmp_path / "in", tmp_path / "dcm", "--overwrite", "--workers", "1")
     assert code == 0 and "converted 2, skipped 0, failed 0" in out
-    assert not marker.exists() and len(list((tmp_path / "dcm" / "a").glob("IM*.dcm"))) == 4
+    assert not marker.exists() and len(list(folder_a.glob("IM*.dcm"))) == 4
 
     assert "converted 2" in run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5")[1]
     assert "converted 0, skipped 2" in run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5")[1]
     code, out, _ = run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5", "--overwrite")
     assert code == 0 and "converted 2, skipped 0" in out
-    assert not list(tmp_path.rglob(".*.tmp-*"))
+    assert not list(tmp_path.rglob(".mrirecon-*"))
 
 
 # ---------------------------------------------------------------- identity
@@ -279,10 +286,10 @@ def test_kspace_to_dicom_with_reconstruct(tmp_path, capsys, monkeypatch):
     assert code == 1 and "converted 1, skipped 0, failed 1" in out
     assert failed_lines(err) == [f"FAILED {tmp_path / 'in' / 'broken.h5'}: RuntimeError: k-space is corrupt"]
     assert sorted(calls) == [
-        ("broken.h5", {"tta_steps": 2, "backbone": "none"}),
-        ("k1.h5", {"tta_steps": 2, "backbone": "none"}),
+        ("broken.h5", {"tta_steps": 2, "backbone": "none", "keep_identity": True}),
+        ("k1.h5", {"tta_steps": 2, "backbone": "none", "keep_identity": True}),
     ]
-    [series] = dicom.read_series(tmp_path / "out" / "k1")
+    [series] = dicom.read_series(tmp_path / "out")
     assert np.allclose(series.volume, 2.0, atol=1e-4)
     assert series.pixel_spacing == pytest.approx((4.0, 4.375))
 
@@ -301,13 +308,9 @@ def test_missing_input_is_usage_error(tmp_path, capsys):
     assert code == 2 and "does not exist" in err
 
 
-def test_output_inside_input_is_not_read_back(tmp_path, capsys):
+def test_output_inside_input_is_refused(tmp_path, capsys):
     make_h5(tmp_path / "data" / "a.h5")
-    assert run(capsys, "h5-to-dicom", tmp_path / "data", tmp_path / "data" / "dicom")[0] == 0
-    code, out, err = run(capsys, "h5-to-dicom", tmp_path / "data", tmp_path / "data" / "dicom")
-    assert code == 0 and "converted 0, skipped 1, failed 0" in out, err
-    code, out, err = run(capsys, "dicom-to-h5", tmp_path / "data", tmp_path / "data" / "h5")
-    assert "converted 1, skipped 0, failed 1" in out, err  # data/a.h5 is not DICOM: reported
-    assert [line.split(":")[0] for line in failed_lines(err)] == [f"FAILED {tmp_path / 'data' / 'a.h5'}"]
-    code, out, err = run(capsys, "dicom-to-h5", tmp_path / "data", tmp_path / "data" / "h5")
-    assert "converted 0, skipped 1" in out, err
+    for command, out in (("h5-to-dicom", "data/dicom"), ("dicom-to-h5", "data"), ("kspace-to-dicom", "data")):
+        code, stdout, err = run(capsys, command, tmp_path / "data", tmp_path / out)
+        assert code == 2 and "inside it" in err and "converted" not in stdout, err
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["a.h5"]

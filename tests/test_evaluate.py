@@ -189,3 +189,23 @@ def test_parse_method(synth_root):
             parse_method(bad)
     with pytest.raises(UsageError, match="cannot load"):
         evaluate(synth_root / "test", ["x=/nonexistent/codec"])
+
+
+def test_hostile_files_are_skipped_and_nothing_outside_is_read(synth_root, tmp_path, capsys):
+    import h5py
+
+    data = tmp_path / "data"
+    data.mkdir()
+    good = sorted((synth_root / "test").glob("*.h5"))[0]
+    shutil.copy(good, data / good.name)
+    with h5py.File(data / "link.h5", "w") as hf:  # would read another (valid) scan if followed
+        hf["kspace"] = h5py.ExternalLink(str(good), "/kspace")
+    with h5py.File(data / "tiny.h5", "w") as hf:
+        hf["kspace"] = np.ones((1, 1, 8, 8), np.complex64)
+    out = tmp_path / "res" / "hostile"
+    rc = main(["--data", str(data), "--method", "zero-filled", "--accelerations", "4", "--out", str(out)])
+    skipped = [line for line in capsys.readouterr().err.splitlines() if line.startswith("SKIPPED")]
+    assert rc == 1 and len(skipped) == 2
+    assert any("link.h5" in line and "link to another file" in line for line in skipped)
+    assert any("tiny.h5" in line and "too small" in line for line in skipped)
+    assert list(pd.read_csv(out.with_name("hostile_per_volume.csv"))["volume"]) == [good.name]

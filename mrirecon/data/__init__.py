@@ -6,7 +6,7 @@
 from mrirecon.data.dataset import ValidatedSliceDataset
 from mrirecon.data.masks import MASK_TYPES, STANDARD_PAIRS, file_mask, fixed_seed, make_mask_func, sample_mask
 from mrirecon.data.transforms import SliceTransform
-from mrirecon.data.validate import FileInfo, InvalidInputError, validate_file
+from mrirecon.data.validate import FileInfo, InvalidInputError, Limits, open_hdf5, validate_file
 from mrirecon.data.volume import Volume, read_target, read_volume
 
 __all__ = [
@@ -15,12 +15,14 @@ __all__ = [
     "FastMRIDataModule",
     "FileInfo",
     "InvalidInputError",
+    "Limits",
     "SliceTransform",
     "ValidatedSliceDataset",
     "Volume",
     "file_mask",
     "fixed_seed",
     "make_mask_func",
+    "open_hdf5",
     "read_target",
     "read_volume",
     "sample_mask",

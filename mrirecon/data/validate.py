@@ -1,7 +1,14 @@
-"""Input validation for fastMRI-format HDF5 files.
+"""Input validation for fastMRI-format HDF5 files: the one gate every entry point goes through.
 
 Every file is checked here before any other code touches it, so that a bad file produces one
 :class:`InvalidInputError` naming the file and the problem instead of a traceback from h5py or torch.
+
+Hostile files: :func:`open_hdf5` refuses a file holding an external link, a dangling soft link, a
+dataset with external raw storage or a virtual dataset before any data is read, so nothing outside the
+input file is ever opened. :func:`check_dataset_size` compares declared shapes and dtypes with
+:class:`Limits` (per volume, per slice; configurable through ``MRIRECON_MAX_VOLUME_BYTES``,
+``MRIRECON_MAX_SLICE_BYTES`` and ``MRIRECON_MIN_MATRIX``) before a byte is read, so a few-kilobyte
+file declaring a huge compressed dataset cannot allocate memory; values are checked slice by slice.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from fastmri.data.mri_data import et_query
 
 RECON_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_esc"}
 KSPACE_RANK = {"multicoil": 4, "singlecoil": 3}
+MAX_HEADER_BYTES = 1 << 20  # ISMRMRD XML headers are tens of kB
+MAX_OBJECTS = 10_000  # links walked per file; fastMRI files hold a handful
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
 
 
 class InvalidInputError(ValueError):
@@ -30,6 +40,163 @@ class InvalidInputError(ValueError):
 
     def __reduce__(self):  # picklable across DataLoader worker processes
         return (type(self), (self.path, self.problem))
+
+
+def parse_size(size: str | int) -> int:
+    """``"200mb"``, ``"4GB"``, ``"1024"`` or an int -> bytes (binary units)."""
+    if isinstance(size, int):
+        return size
+    text = str(size).strip().lower().replace(" ", "").removesuffix("ib").removesuffix("i")
+    num = text.rstrip("bkmg")
+    unit = text[len(num) :]
+    if unit not in _UNITS or not num:
+        raise ValueError(f"cannot read size {size!r} (use e.g. 512mb, 4gb)")
+    return int(float(num) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps checked on declared shapes before any read (a file may claim far more than it stores).
+
+    ``max_volume_bytes``: one dataset in memory (k-space or target, whole volume);
+    ``max_slice_bytes``: one slice of it (all coils); ``min_matrix``: smallest k-space side (H and W)
+    the networks can reconstruct.
+    """
+
+    max_volume_bytes: int = 4 << 30
+    max_slice_bytes: int = 256 << 20
+    min_matrix: int = 16
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Defaults, overridden by ``MRIRECON_MAX_VOLUME_BYTES`` / ``MRIRECON_MAX_SLICE_BYTES`` (e.g. ``8gb``)
+        and ``MRIRECON_MIN_MATRIX``."""
+        env = os.environ
+        base = cls()
+        return cls(
+            max_volume_bytes=parse_size(env.get("MRIRECON_MAX_VOLUME_BYTES", base.max_volume_bytes)),
+            max_slice_bytes=parse_size(env.get("MRIRECON_MAX_SLICE_BYTES", base.max_slice_bytes)),
+            min_matrix=int(env.get("MRIRECON_MIN_MATRIX", base.min_matrix)),
+        )
+
+
+def format_size(n: int) -> str:
+    """Bytes as MiB or GiB, for messages."""
+    return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
+
+
+def check_dataset_size(path: str | os.PathLike, name: str, dset: h5py.Dataset, limits: Limits | None = None) -> None:
+    """Refuse a dataset whose declared size (shape x itemsize) is above ``limits``, before reading it.
+    Axis 0 is the slice axis."""
+    limits = limits or Limits.from_env()
+    shape = tuple(int(n) for n in dset.shape or ())
+    total = int(np.prod(shape, dtype=np.float64)) * dset.dtype.itemsize
+    if total > limits.max_volume_bytes:
+        raise InvalidInputError(
+            path,
+            f"'{name}' declares shape {shape} {dset.dtype} = {format_size(total)}, above the limit of "
+            f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
+        )
+    per_slice = total // shape[0] if shape and shape[0] else total
+    if per_slice > limits.max_slice_bytes:
+        raise InvalidInputError(
+            path,
+            f"'{name}' declares slices of {format_size(per_slice)} (shape {shape} {dset.dtype}), above the limit of "
+            f"{format_size(limits.max_slice_bytes)} per slice (MRIRECON_MAX_SLICE_BYTES)",
+        )
+
+
+def _check_storage(path: Path, name: str, dset: h5py.Dataset) -> None:
+    """Refuse datasets whose bytes live outside the file (external raw files, virtual datasets)."""
+    if dset.is_virtual:
+        raise InvalidInputError(path, f"'{name}' is a virtual dataset (data from other files); refused")
+    if dset.external or dset.id.get_create_plist().get_external_count():
+        raise InvalidInputError(path, f"'{name}' stores its data in an external file; refused")
+
+
+def check_hdf5_contents(path: str | os.PathLike, hf: h5py.File) -> None:
+    """Walk every link of an open file without following any, and refuse external links, soft links that
+    do not resolve inside the file, external raw storage and virtual datasets. Reads no data."""
+    path = Path(path)
+    soft: list[tuple[str, str]] = []
+    stack: list[tuple[str, h5py.Group]] = [("", hf)]
+    seen = 0
+    while stack:
+        prefix, group = stack.pop()
+        for name in group:  # iterates link names; nothing is resolved
+            seen += 1
+            if seen > MAX_OBJECTS:
+                raise InvalidInputError(path, f"more than {MAX_OBJECTS} HDF5 objects; not a fastMRI file")
+            full = f"{prefix}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise InvalidInputError(path, f"'{full}' is a link to another file; links outside the file are refused")
+            if isinstance(link, h5py.SoftLink):
+                soft.append((full, link.path))
+                continue
+            obj = group.get(name)
+            if isinstance(obj, h5py.Group):
+                stack.append((full, obj))
+            elif isinstance(obj, h5py.Dataset):
+                _check_storage(path, full, obj)
+    for full, target in soft:  # safe now: no link in the file leads outside it
+        if hf.get(target) is None:
+            raise InvalidInputError(path, f"'{full}' is a soft link to '{target}', which is not in the file")
+
+
+def check_hdf5_file(path: Path) -> None:
+    """The file-level checks every HDF5 input passes before it is opened (fastMRI and ISMRMRD alike)."""
+    if not path.exists():
+        raise InvalidInputError(path, "file does not exist")
+    if not path.is_file():
+        raise InvalidInputError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise InvalidInputError(path, "empty file (0 bytes)")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError as err:
+        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    if not is_hdf5:
+        raise InvalidInputError(path, "not an HDF5 file")
+
+
+def open_hdf5(path: str | os.PathLike) -> h5py.File:
+    """Open an HDF5 file read-only after the file-level checks and :func:`check_hdf5_contents`.
+    Use as a context manager; raises :class:`InvalidInputError`."""
+    path = Path(path)
+    check_hdf5_file(path)
+    try:
+        hf = h5py.File(path, "r")
+    except OSError as err:
+        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    try:
+        check_hdf5_contents(path, hf)
+    except InvalidInputError:
+        hf.close()
+        raise
+    except (OSError, RuntimeError, KeyError) as err:
+        hf.close()
+        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    return hf
+
+
+def read_header_xml(path: str | os.PathLike, hf: h5py.File) -> str | None:
+    """The ``ismrmrd_header`` string of an open file (None when absent), size-checked before reading."""
+    if "ismrmrd_header" not in hf:
+        return None
+    dset = hf["ismrmrd_header"]
+    if not isinstance(dset, h5py.Dataset) or dset.size != 1 or dset.dtype.kind not in "SOU":
+        raise InvalidInputError(path, "'ismrmrd_header' is not a single string")
+    if dset.dtype.kind != "O" and dset.dtype.itemsize > MAX_HEADER_BYTES:
+        raise InvalidInputError(path, f"'ismrmrd_header' is larger than {format_size(MAX_HEADER_BYTES)}")
+    value = dset[()]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes | np.bytes_):
+        value = bytes(value).decode("utf-8", "replace")
+    if len(value) > MAX_HEADER_BYTES:
+        raise InvalidInputError(path, f"'ismrmrd_header' is larger than {format_size(MAX_HEADER_BYTES)}")
+    return str(value)
 
 
 @dataclass
@@ -107,8 +274,9 @@ def _header_sizes(path: Path, xml: bytes | str) -> tuple[tuple[int, int, int], t
     return enc_size, rec_size, center, maximum  # type: ignore[return-value]
 
 
-def _check_finite(path: Path, name: str, dset: h5py.Dataset) -> None:
-    """Read a dataset slice by slice (bounded memory) and reject NaN/Inf."""
+def check_finite(path: Path, name: str, dset: h5py.Dataset, refuse_all_zero: bool = False) -> None:
+    """Read a dataset slice by slice (bounded memory) and reject NaN/Inf (and, if asked, all zeros)."""
+    any_nonzero = False
     for s in range(dset.shape[0]):
         try:
             block = dset[s]
@@ -116,28 +284,22 @@ def _check_finite(path: Path, name: str, dset: h5py.Dataset) -> None:
             raise InvalidInputError(path, f"cannot read '{name}' slice {s}: truncated or corrupt ({err})") from None
         if not np.isfinite(block).all():
             raise InvalidInputError(path, f"'{name}' contains NaN or Inf values (slice {s})")
+        any_nonzero = any_nonzero or bool(np.any(block))
+    if refuse_all_zero and not any_nonzero:
+        raise InvalidInputError(path, f"'{name}' is all zeros; there is nothing to reconstruct")
 
 
-def check_hdf5_file(path: Path) -> None:
-    """The checks every HDF5 input passes before it is opened (fastMRI and ISMRMRD alike)."""
-    if not path.exists():
-        raise InvalidInputError(path, "file does not exist")
-    if not path.is_file():
-        raise InvalidInputError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise InvalidInputError(path, "empty file (0 bytes)")
-    if not h5py.is_hdf5(path):
-        raise InvalidInputError(path, "not an HDF5 file")
-
-
-def validate_file(path: str | os.PathLike, challenge: str | None = None, check_values: bool = True) -> FileInfo:
+def validate_file(
+    path: str | os.PathLike, challenge: str | None = None, check_values: bool = True, limits: Limits | None = None
+) -> FileInfo:
     """Check one fastMRI HDF5 file and describe it.
 
     Args:
         path: the ``.h5`` file.
         challenge: ``"multicoil"`` / ``"singlecoil"`` to require one; ``None`` infers it from the
             k-space rank (4 -> multicoil, 3 -> singlecoil).
-        check_values: also read every slice and reject NaN/Inf (slower for big files).
+        check_values: also read every slice and reject NaN/Inf and all-zero k-space (slower for big files).
+        limits: size caps (default :meth:`Limits.from_env`).
 
     Raises:
         InvalidInputError: naming the file and the first problem found.
@@ -145,21 +307,17 @@ def validate_file(path: str | os.PathLike, challenge: str | None = None, check_v
     path = Path(path)
     if challenge is not None and challenge not in RECON_KEYS:
         raise ValueError(f"challenge must be 'multicoil' or 'singlecoil', not {challenge!r}")
-    check_hdf5_file(path)
-    try:
-        hf = h5py.File(path, "r")
-    except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    hf = open_hdf5(path)
     try:
         with hf:
-            return _validate_open(path, hf, challenge, check_values)
+            return _validate_open(path, hf, challenge, check_values, limits or Limits.from_env())
     except InvalidInputError:
         raise
     except (OSError, RuntimeError, KeyError) as err:
         raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
 
 
-def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_values: bool) -> FileInfo:
+def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_values: bool, limits: Limits) -> FileInfo:
     if "kspace" not in hf:
         raise InvalidInputError(path, f"missing dataset 'kspace' (file has: {sorted(hf.keys()) or 'nothing'})")
     ksp = hf["kspace"]
@@ -186,16 +344,21 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
     if min(kshape) == 0:
         raise InvalidInputError(path, f"k-space is empty (shape {kshape})")
     H, W = kshape[-2:]
+    if min(H, W) < limits.min_matrix:
+        raise InvalidInputError(
+            path, f"k-space matrix {H}x{W} is too small to reconstruct (at least {limits.min_matrix} per side)"
+        )
+    check_dataset_size(path, "kspace", ksp, limits)
 
     attrs = {k: _plain(v) for k, v in hf.attrs.items()}
 
     mask = None
     if "mask" in hf:
-        mask_raw = np.asarray(hf["mask"][()])
-        if mask_raw.ndim != 1 or mask_raw.shape[0] != W:
-            raise InvalidInputError(
-                path, f"mask shape {mask_raw.shape} does not match the k-space width {W} (expected ({W},))"
-            )
+        mask_dset = hf["mask"]
+        if not isinstance(mask_dset, h5py.Dataset) or mask_dset.shape != (W,):
+            shape = getattr(mask_dset, "shape", None)
+            raise InvalidInputError(path, f"mask shape {shape} does not match the k-space width {W} (expected ({W},))")
+        mask_raw = np.asarray(mask_dset[()])
         if mask_raw.dtype.kind not in "biuf" or not np.isin(mask_raw, (0, 1)).all():
             raise InvalidInputError(path, "mask must hold only 0/1 values")
         mask = mask_raw.astype(bool)
@@ -203,11 +366,19 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
             raise InvalidInputError(path, "mask selects no k-space column")
 
     recon_key = RECON_KEYS[challenge] if RECON_KEYS[challenge] in hf else None
+    if recon_key is not None and not isinstance(hf[recon_key], h5py.Dataset):
+        raise InvalidInputError(path, f"'{recon_key}' is a group, expected a dataset")
     target_shape = tuple(int(n) for n in hf[recon_key].shape) if recon_key else None
 
-    if "ismrmrd_header" in hf:
-        xml = hf["ismrmrd_header"][()]
+    xml = read_header_xml(path, hf)
+    if xml is not None:
         enc_size, rec_size, center, maximum = _header_sizes(path, xml)
+        if min(enc_size) < 1 or min(rec_size) < 1 or not (1 <= rec_size[0] <= H and 1 <= rec_size[1] <= W):
+            raise InvalidInputError(
+                path,
+                f"ismrmrd_header matrix sizes are not usable: encoded {enc_size}, recon {rec_size} "
+                f"(recon x, y must lie in 1..{H}, 1..{W}, the k-space size)",
+            )
         padding_left = enc_size[1] // 2 - center
         padding_right = padding_left + maximum + 1
         crop = (rec_size[0], rec_size[1])
@@ -224,6 +395,7 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
 
     if recon_key is not None:
         tgt = hf[recon_key]
+        check_dataset_size(path, recon_key, tgt, limits)
         if tgt.dtype.kind != "f":
             raise InvalidInputError(path, f"'{recon_key}' has dtype {tgt.dtype}; expected float32")
         if (
@@ -239,9 +411,9 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
             )
 
     if check_values:
-        _check_finite(path, "kspace", ksp)
+        check_finite(path, "kspace", ksp, refuse_all_zero=True)
         if recon_key is not None:
-            _check_finite(path, recon_key, hf[recon_key])
+            check_finite(path, recon_key, hf[recon_key])
 
     is_test = mask is not None and recon_key is None
     acc = attrs.get("acceleration")

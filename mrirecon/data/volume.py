@@ -11,7 +11,15 @@ import h5py
 import numpy as np
 from fastmri.data.transforms import center_crop
 
-from mrirecon.data.validate import InvalidInputError, validate_file
+from mrirecon.data.validate import (
+    InvalidInputError,
+    Limits,
+    check_dataset_size,
+    check_finite,
+    open_hdf5,
+    read_header_xml,
+    validate_file,
+)
 
 
 @dataclass
@@ -39,15 +47,15 @@ class Volume:
         return self.mask is not None and self.target is None
 
 
-def read_volume(path: str | os.PathLike, challenge: str | None = None) -> Volume:
-    """Validate and load a whole fastMRI file (see :class:`Volume`)."""
+def read_volume(path: str | os.PathLike, challenge: str | None = None, limits: Limits | None = None) -> Volume:
+    """Validate (:func:`validate_file`, size caps ``limits``) and load a whole fastMRI file (see :class:`Volume`)."""
     path = Path(path)
-    info = validate_file(path, challenge=challenge, check_values=True)
+    info = validate_file(path, challenge=challenge, check_values=True, limits=limits)
     try:
-        with h5py.File(path, "r") as hf:
+        with open_hdf5(path) as hf:
             kspace = np.asarray(hf["kspace"][()], dtype=np.complex64)
             target = np.asarray(hf[info.recon_key][()], dtype=np.float32) if info.recon_key else None
-            header = hf["ismrmrd_header"][()] if "ismrmrd_header" in hf else None
+            header = read_header_xml(path, hf)
     except OSError as err:  # pragma: no cover - validate_file reads the same data first
         raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
     if kspace.ndim == 3:
@@ -60,8 +68,6 @@ def read_volume(path: str | os.PathLike, challenge: str | None = None) -> Volume
         max_value = float(target.max())
     else:
         max_value = None
-    if isinstance(header, bytes):
-        header = header.decode("utf-8", "replace")
     return Volume(
         fname=path.name,
         kspace=kspace,
@@ -76,21 +82,18 @@ def read_volume(path: str | os.PathLike, challenge: str | None = None) -> Volume
     )
 
 
-def read_target(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_target(
+    path: str | os.PathLike, key: str | None = None, limits: Limits | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a target-only (ground-truth) or reconstruction file -> (float32 [S,h,w], attrs).
 
-    ``key`` defaults to ``reconstruction_rss``, else ``reconstruction_esc``. Validated: HDF5,
-    readable, dataset present, real-valued 3-D, finite.
+    ``key`` defaults to ``reconstruction_rss``, else ``reconstruction_esc``. Validated through the
+    same gate as k-space files (:func:`~mrirecon.data.validate.open_hdf5`, size caps ``limits``):
+    HDF5, nothing outside the file, readable, dataset present, real-valued 3-D, finite.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(path, "file does not exist")
-    if path.stat().st_size == 0:
-        raise InvalidInputError(path, "empty file (0 bytes)")
-    if not h5py.is_hdf5(path):
-        raise InvalidInputError(path, "not an HDF5 file")
     try:
-        with h5py.File(path, "r") as hf:
+        with open_hdf5(path) as hf:
             if key is None:
                 key = next((k for k in ("reconstruction_rss", "reconstruction_esc") if k in hf), None)
                 if key is None:
@@ -100,10 +103,10 @@ def read_target(path: str | os.PathLike, key: str | None = None) -> tuple[np.nda
             dset = hf[key]
             if dset.ndim != 3 or dset.dtype.kind != "f":
                 raise InvalidInputError(path, f"'{key}' must be a real volume [S,h,w], got {dset.dtype} {dset.shape}")
+            check_dataset_size(path, key, dset, limits)
+            check_finite(path, key, dset)
             data = np.asarray(dset[()], dtype=np.float32)
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in hf.attrs.items()}
     except OSError as err:
         raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
-    if not np.isfinite(data).all():
-        raise InvalidInputError(path, f"'{key}' contains NaN or Inf values")
     return data, attrs

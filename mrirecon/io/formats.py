@@ -1,13 +1,14 @@
-"""Input format dispatch: fastMRI HDF5 or ISMRMRD raw, detected by content."""
+"""Input format dispatch: fastMRI HDF5 or ISMRMRD raw, detected by content.
+
+Both formats pass the same input gate (:func:`~mrirecon.data.validate.open_hdf5` and the caps of
+:class:`~mrirecon.data.Limits`) before any data is read."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import h5py
-
-from mrirecon.data.validate import FileInfo, InvalidInputError, check_hdf5_file, validate_file
+from mrirecon.data.validate import FileInfo, InvalidInputError, Limits, open_hdf5, validate_file
 from mrirecon.data.volume import Volume
 from mrirecon.data.volume import read_volume as read_fastmri
 
@@ -20,9 +21,8 @@ def detect_format(path: str | os.PathLike) -> str:
     from mrirecon.io.ismrmrd_raw import raw_group
 
     path = Path(path)
-    check_hdf5_file(path)
     try:
-        with h5py.File(path, "r") as hf:
+        with open_hdf5(path) as hf:  # the gate: nothing outside the file is ever opened
             if "kspace" in hf:
                 return "fastmri"
             if raw_group(hf) is not None:
@@ -37,23 +37,27 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_volume(path: str | os.PathLike, challenge: str | None = None) -> Volume:
-    """Validate and read a fastMRI or ISMRMRD raw file -> :class:`Volume`."""
+def read_volume(path: str | os.PathLike, challenge: str | None = None, limits: Limits | None = None) -> Volume:
+    """Validate and read a fastMRI or ISMRMRD raw file -> :class:`Volume` (size caps ``limits``,
+    default :meth:`Limits.from_env`)."""
     if detect_format(path) == "ismrmrd":
         from mrirecon.io.ismrmrd_raw import read_ismrmrd
 
         if challenge not in (None, "multicoil"):
             raise InvalidInputError(path, f"ISMRMRD raw data is multi-coil; challenge {challenge!r} does not apply")
-        return read_ismrmrd(path)
-    return read_fastmri(path, challenge=challenge)
+        return read_ismrmrd(path, limits=limits)
+    return read_fastmri(path, challenge=challenge, limits=limits)
 
 
-def validate_input(path: str | os.PathLike, check_values: bool = True) -> FileInfo:
-    """:func:`~mrirecon.data.validate_file` for either format (an ISMRMRD file is read in full)."""
+def validate_input(path: str | os.PathLike, check_values: bool = True, limits: Limits | None = None) -> FileInfo:
+    """:func:`~mrirecon.data.validate_file` for either format. An ISMRMRD file is read in full with
+    ``check_values``; without, only its headers are checked (:func:`~mrirecon.io.ismrmrd_raw.inspect_ismrmrd`)."""
     path = Path(path)
     if detect_format(path) == "fastmri":
-        return validate_file(path, check_values=check_values)
-    volume = read_volume(path)
+        return validate_file(path, check_values=check_values, limits=limits)
+    if not check_values:
+        return _layout_info(path, limits)
+    volume = read_volume(path, limits=limits)
     S, C, H, W = volume.kspace.shape
     return FileInfo(
         path=path,
@@ -72,4 +76,28 @@ def validate_input(path: str | os.PathLike, check_values: bool = True) -> FileIn
         acceleration=volume.attrs.get("acceleration"),
         num_low_frequencies=volume.num_low_frequencies,
         attrs=volume.attrs,
+    )
+
+
+def _layout_info(path: Path, limits: Limits | None) -> FileInfo:
+    """A :class:`FileInfo` from the ISMRMRD headers alone (sizes before readout oversampling is removed)."""
+    from mrirecon.io.ismrmrd_raw import inspect_ismrmrd
+
+    layout = inspect_ismrmrd(path, limits)
+    S, C, H, W = layout.kspace_shape
+    crop = (layout.enc["recon_x"], layout.enc["recon_y"])
+    return FileInfo(
+        path=path,
+        challenge="multicoil",
+        is_test_format=not layout.fully_sampled,
+        kspace_shape=(S, C, H, W),
+        recon_key=None,
+        target_shape=None,
+        crop_size=crop,
+        encoding_size=(H, W, 1),
+        recon_size=(*crop, 1),
+        padding_left=0,
+        padding_right=W,
+        has_header=True,
+        attrs={"source_format": "ismrmrd"},
     )

@@ -21,6 +21,7 @@ Image layout as in fastMRI: rows = readout (x), columns = phase encoding (y).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,17 @@ import numpy as np
 import sigpy
 
 from mrirecon.data.transforms import center_run_length
-from mrirecon.data.validate import InvalidInputError, check_hdf5_file
+from mrirecon.data.validate import (
+    MAX_HEADER_BYTES,
+    InvalidInputError,
+    Limits,
+    check_dataset_size,
+    format_size,
+    open_hdf5,
+)
 from mrirecon.data.volume import Volume
 
 GROUP = "dataset"
-MAX_RAW_BYTES = 4 << 30  # declared acquisition payload allowed before anything is read
 GEOMETRY_KEYS = (
     "pixel_spacing",
     "slice_thickness",
@@ -66,16 +73,34 @@ def raw_group(hf: h5py.File) -> str | None:
     return None
 
 
-def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, max_bytes: int = MAX_RAW_BYTES) -> Volume:
+@dataclass(frozen=True)
+class RawLayout:
+    """What the input gate learns from an ISMRMRD file's acquisition headers and XML header alone
+    (no sample read): the group, the XML (text and parsed), the encoding and the declared k-space
+    size [slices, channels, readout, phase] of the assembled volume."""
+
+    group: str
+    xml: str
+    header: Any
+    enc: dict[str, Any]
+    kspace_shape: tuple[int, int, int, int]
+    fully_sampled: bool
+
+
+def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | None = None) -> Volume:
     """Validate and read an ISMRMRD raw file -> :class:`Volume` (kspace complex64 [S,C,H,W]).
+
+    The file passes :func:`inspect_ismrmrd` (the input gate, with the caps of ``limits``, default
+    :meth:`Limits.from_env`) before ``ismrmrd.Dataset`` reads any acquisition.
 
     Raises:
         InvalidInputError: one line naming the file and the problem (refused layouts included).
     """
     path = Path(path)
-    check_hdf5_file(path)
-    header, xml, acquisitions = _load(path, max_bytes)
-    enc = _encoding(path, header)
+    limits = limits or Limits.from_env()
+    layout = inspect_ismrmrd(path, limits)
+    enc = layout.enc
+    acquisitions = _read_acquisitions(path, layout.group)
     noise, image = _split(acquisitions)
     if not image:
         raise InvalidInputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
@@ -83,8 +108,11 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, max_bytes: int = 
     channels, samples = _uniform(path, image)
     whitener = _prewhitener(path, noise, channels) if noise else None
     kspace, slice_ids, acquired, firsts = _assemble(path, image, enc, channels, samples, whitener)
+    if not kspace.any():
+        raise InvalidInputError(path, "k-space is all zeros; there is nothing to reconstruct")
     row_spacing = enc["fov_x"] / kspace.shape[-2]  # image-space crops keep the sample spacing
     kspace = _remove_oversampling(kspace, enc)
+    _check_matrix(path, kspace.shape[-2:], limits)
     crop = (min(enc["recon_x"], kspace.shape[-2]), min(enc["recon_y"], kspace.shape[-1]))
     if not (acquired == acquired[:1]).all():
         raise InvalidInputError(path, "slices were sampled on different phase-encode lines; one mask per file needed")
@@ -120,51 +148,132 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, max_bytes: int = 
         max_value=max_value,
         crop_size=crop,
         attrs=attrs,
-        header_xml=xml,
+        header_xml=layout.xml,
         challenge="multicoil",
     )
 
 
 # --------------------------------------------------------------------------------------------
-# reading
+# the input gate (headers only)
 
 
-def _load(path: Path, max_bytes: int) -> tuple[Any, str, list[ismrmrd.Acquisition]]:
-    """XML header (parsed and as text) and every acquisition; declared sizes are checked first."""
-    try:
-        with h5py.File(path, "r") as hf:
-            group = raw_group(hf)
-            if group is None:
-                raise InvalidInputError(path, "not ISMRMRD raw data (no group holding 'data' and 'xml')")
-            data = hf[group]["data"]
-            if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
-                raise InvalidInputError(path, f"'{group}/data' is not an ISMRMRD acquisition table")
-            heads = data["head"]
-            declared = int((heads["number_of_samples"].astype(np.int64) * heads["active_channels"]).sum()) * 8
-    except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
-    if declared > max_bytes:
-        raise InvalidInputError(
-            path, f"acquisitions declare {declared >> 20} MB of samples, above the limit of {max_bytes >> 20} MB"
-        )
-    try:
-        ds = ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r")
-    except OSError as err:
-        raise InvalidInputError(path, f"cannot open the ISMRMRD dataset ({err})") from None
-    try:
-        xml = ds.read_xml_header()
-        xml = xml.decode("utf-8", "replace") if isinstance(xml, bytes) else str(xml)
-        acquisitions = [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
-    except (OSError, KeyError, ValueError, LookupError, TypeError) as err:
-        raise InvalidInputError(path, f"cannot read the ISMRMRD acquisitions: truncated or corrupt ({err})") from None
-    finally:
-        ds.close()
+def inspect_ismrmrd(path: str | os.PathLike, limits: Limits | None = None) -> RawLayout:
+    """The input gate for ISMRMRD raw data, reading headers only.
+
+    The file is opened through :func:`~mrirecon.data.validate.open_hdf5` (no links out of the file, no
+    external or virtual storage); the acquisition table's declared size, the samples its headers
+    declare and the k-space volume that the XML encoding and the headers imply are checked against
+    ``limits`` (the caps of fastMRI inputs) before any sample is read; too small a matrix is refused.
+    """
+    path = Path(path)
+    limits = limits or Limits.from_env()
+    with open_hdf5(path) as hf:
+        try:
+            group, heads = _read_heads(path, hf, limits)
+            xml = _read_xml(path, hf[group]["xml"])
+        except (OSError, RuntimeError, KeyError, ValueError) as err:
+            if isinstance(err, InvalidInputError):
+                raise
+            raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
     try:
         header = ismrmrd.xsd.CreateFromDocument(xml)
     except Exception as err:  # the schema binding raises parser-specific types
         msg = " ".join(str(err).split())[:200]
         raise InvalidInputError(path, f"the ISMRMRD XML header is not valid ({msg})") from None
-    return header, xml, acquisitions
+    enc = _encoding(path, header)
+    flags = heads["flags"].astype(np.uint64)
+    noise_bit = np.uint64(1 << (ismrmrd.ACQ_IS_NOISE_MEASUREMENT - 1))
+    left_out = np.uint64(sum(1 << (f - 1) for f in _LEFT_OUT))
+    imaging = ((flags & noise_bit) == 0) & ((flags & left_out) == 0)
+    if not imaging.any():
+        raise InvalidInputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
+    idx = heads["idx"][imaging]
+    slices = len(np.unique(idx["slice"]))
+    channels = int(heads["active_channels"][imaging].max())
+    nx = max(enc["enc_x"], int(heads["number_of_samples"][imaging].max()))
+    shape = (slices, channels, nx, enc["enc_y"])
+    _check_declared(path, "the assembled k-space", shape, limits)
+    lines = idx["kspace_encode_step_1"][idx["repetition"] == idx["repetition"].min()].astype(np.int64)
+    shift = enc["enc_y"] // 2 - enc["center_y"]
+    fully = len(np.unique(lines + shift)) >= enc["enc_y"]
+    return RawLayout(group=group, xml=xml, header=header, enc=enc, kspace_shape=shape, fully_sampled=fully)
+
+
+def _read_heads(path: Path, hf: h5py.File, limits: Limits) -> tuple[str, np.ndarray]:
+    """The group name and the acquisition headers (size-checked); refuses declared payloads above the cap."""
+    group = raw_group(hf)
+    if group is None:
+        raise InvalidInputError(path, "not ISMRMRD raw data (no group holding 'data' and 'xml')")
+    data, xml = hf[group]["data"], hf[group]["xml"]
+    if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
+        raise InvalidInputError(path, f"'{group}/data' is not an ISMRMRD acquisition table")
+    if not isinstance(xml, h5py.Dataset) or xml.size != 1 or xml.dtype.kind not in "SOU":
+        raise InvalidInputError(path, f"'{group}/xml' is not a single string")
+    if data.ndim != 1 or data.shape[0] == 0:
+        raise InvalidInputError(path, f"'{group}/data' holds no acquisitions (shape {data.shape})")
+    check_dataset_size(path, f"{group}/data", data, limits)
+    heads = data["head"]
+    samples = heads["number_of_samples"].astype(np.int64) * heads["active_channels"].astype(np.int64)
+    declared = int(samples.sum()) * np.dtype(np.complex64).itemsize
+    if declared > limits.max_volume_bytes:
+        raise InvalidInputError(
+            path,
+            f"acquisitions declare {format_size(declared)} of samples, above the limit of "
+            f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
+        )
+    return group, heads
+
+
+def _read_xml(path: Path, dset: h5py.Dataset) -> str:
+    if dset.dtype.kind != "O" and dset.dtype.itemsize > MAX_HEADER_BYTES:
+        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
+    value = dset[()]
+    if isinstance(value, np.ndarray):
+        value = value.reshape(-1)[0]
+    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | np.bytes_) else str(value)
+    if len(text) > MAX_HEADER_BYTES:
+        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
+    return text
+
+
+def _check_declared(path: Path, what: str, shape: tuple[int, ...], limits: Limits) -> None:
+    """Refuse a complex64 volume ``shape`` (slice axis first) above the per-volume or per-slice cap."""
+    total = int(np.prod(shape, dtype=np.float64)) * np.dtype(np.complex64).itemsize
+    if total > limits.max_volume_bytes:
+        raise InvalidInputError(
+            path,
+            f"{what} would be {shape} complex64 = {format_size(total)}, above the limit of "
+            f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
+        )
+    per_slice = total // max(1, shape[0])
+    if per_slice > limits.max_slice_bytes:
+        raise InvalidInputError(
+            path,
+            f"{what} would have slices of {format_size(per_slice)} (shape {shape}), above the limit of "
+            f"{format_size(limits.max_slice_bytes)} per slice (MRIRECON_MAX_SLICE_BYTES)",
+        )
+
+
+def _check_matrix(path: Path, hw: tuple[int, ...], limits: Limits) -> None:
+    if min(hw) < limits.min_matrix:
+        raise InvalidInputError(
+            path,
+            f"k-space matrix {hw[0]}x{hw[1]} is too small to reconstruct (at least {limits.min_matrix} per side)",
+        )
+
+
+def _read_acquisitions(path: Path, group: str) -> list[ismrmrd.Acquisition]:
+    """Every acquisition, read by ``ismrmrd.Dataset`` (after :func:`inspect_ismrmrd` passed)."""
+    try:
+        ds = ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r")
+    except OSError as err:
+        raise InvalidInputError(path, f"cannot open the ISMRMRD dataset ({err})") from None
+    try:
+        return [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
+    except (OSError, KeyError, ValueError, LookupError, TypeError) as err:
+        raise InvalidInputError(path, f"cannot read the ISMRMRD acquisitions: truncated or corrupt ({err})") from None
+    finally:
+        ds.close()
 
 
 def _encoding(path: Path, header: Any) -> dict[str, Any]:
