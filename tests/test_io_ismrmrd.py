@@ -86,12 +86,14 @@ def test_reconstruct_fully_sampled_to_nifti_agrees_with_reference(tmp_path, caps
     from mrirecon import reconstruct
 
     path = generate(tmp_path / "in" / "scan.h5", "-m", matrix, "-c", coils, "-n", 0.02)
-    ref = reference(path)
-    args = ["--input", str(path.parent), "--output", str(tmp_path / "out"), "--device", "cpu"]
+    ref = reference(path)  # leaves its copy next to the input: give the file, not the folder
+    args = ["--input", str(path), "--output", str(tmp_path / "out"), "--device", "cpu"]
     assert reconstruct.main([*args, "--acceleration", "1", "--format", "nifti"]) == 0
     err = capsys.readouterr().err
     assert "orientation unknown" in err
-    img = nib.load(tmp_path / "out" / "scan.nii.gz")
+    [out] = (tmp_path / "out").iterdir()  # named from a pseudonym without --keep-identity
+    assert out.name.startswith("ANON-") and out.name.endswith(".nii.gz")
+    img = nib.load(out)
     assert img.shape == (matrix, matrix, 1)
     assert np.allclose(img.header.get_zooms(), (300 / matrix, 300 / matrix, 6.0))  # FOV 300 mm, 6 mm slices
     assert int(img.header["sform_code"]) == 2 and b"orientation unknown" in img.header["descrip"].tobytes()
@@ -311,7 +313,7 @@ def test_convert_ismrmrd_to_h5_and_batch_errors(tmp_path, capsys):
     generate(src / "full.h5", "-m", 32, "-c", 2, "-n", 0.01)
     generate(src / "under.h5", "-m", 32, "-c", 2, "-a", 2, "-w", 8, "-n", 0.01)
     (src / "broken.h5").write_bytes(b"not hdf5")
-    assert main(["ismrmrd-to-h5", str(src), str(tmp_path / "out"), "--workers", "1"]) == 1
+    assert main(["ismrmrd-to-h5", str(src), str(tmp_path / "out"), "--workers", "1", "--keep-identity"]) == 1
     captured = capsys.readouterr()
     assert f"FAILED {src / 'broken.h5'}: not an HDF5 file" in captured.err
     assert "converted 2, skipped 0, failed 1" in captured.out
@@ -349,7 +351,9 @@ def test_reconstruct_dicom_output_and_app_path(tmp_path, capsys):
     path = generate(tmp_path / "in" / "scan.h5", "-m", 32, "-c", 2, "-a", 2, "-w", 8, "-n", 0.01)
     args = ["--input", str(path), "--output", str(tmp_path / "out"), "--device", "cpu", "--format", "dicom"]
     assert reconstruct.main(args) == 0
-    files = sorted((tmp_path / "out" / "scan").glob("*.dcm"))
+    [series] = (tmp_path / "out").iterdir()
+    assert series.name.startswith("ANON-")  # not the input name
+    files = sorted(series.glob("*.dcm"))
     assert len(files) == 1
     ds = pydicom.dcmread(files[0])
     assert (ds.Rows, ds.Columns) == (32, 32) and np.allclose([float(v) for v in ds.PixelSpacing], 300 / 32)

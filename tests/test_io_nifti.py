@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import nibabel as nib
 import numpy as np
+import pytest
 
 from mrirecon.convert import main
 
@@ -31,7 +34,9 @@ def test_sagittal_geometry_gives_a_scanner_affine(tmp_path, capsys):
     volume = _recon_file(tmp_path / "in.h5", attrs)
     assert main(["h5-to-dicom", str(tmp_path / "in.h5"), str(tmp_path / "out"), "--format", "nifti"]) == 0
     assert "orientation unknown" not in capsys.readouterr().err
-    img = nib.load(tmp_path / "out" / "in.nii.gz")
+    [path] = (tmp_path / "out").iterdir()  # named from a pseudonym of the input, never from its name
+    assert path.name.startswith("ANON-") and path.name.endswith(".nii.gz")
+    img = nib.load(path)
     assert img.shape == (16, 20, 3)  # [columns, rows, slices]
     assert np.allclose(img.header.get_zooms(), (0.5, 0.8, 3.5))
     assert nib.aff2axcodes(img.affine) == ("P", "I", "R")
@@ -44,11 +49,34 @@ def test_sagittal_geometry_gives_a_scanner_affine(tmp_path, capsys):
 
 def test_missing_orientation_is_said_plainly(tmp_path, capsys):
     _recon_file(tmp_path / "in.h5", {"pixel_spacing": [1.0, 2.0], "slice_thickness": 4.0})
-    assert main(["h5-to-dicom", str(tmp_path / "in.h5"), str(tmp_path / "out"), "--format", "nifti"]) == 0
+    argv = ["h5-to-dicom", str(tmp_path / "in.h5"), str(tmp_path / "out"), "--format", "nifti", "--keep-identity"]
+    assert main(argv) == 0
     assert "orientation unknown" in capsys.readouterr().err
-    img = nib.load(tmp_path / "out" / "in.nii.gz")
+    img = nib.load(tmp_path / "out" / "in.nii.gz")  # --keep-identity keeps the input name
     assert img.shape == (16, 20, 3) and np.allclose(img.header.get_zooms(), (2.0, 1.0, 4.0))
     assert int(img.header["sform_code"]) == 2 and b"orientation unknown" in img.header["descrip"].tobytes()
+
+
+def test_writer_is_atomic_under_a_short_temporary_name(tmp_path, monkeypatch):
+    """The temporary name comes from the batch module (short, cleaned after a killed run); a failed save
+    leaves nothing behind."""
+    from mrirecon import batch
+    from mrirecon.dicom import Geometry
+    from mrirecon.io.nifti import write_nifti
+
+    seen = []
+
+    def failing_save(img, name):
+        seen.append(Path(name).name)
+        Path(name).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nib, "save", failing_save)
+    long_name = "x" * 240 + ".nii.gz"
+    with pytest.raises(OSError, match="disk full"):
+        write_nifti(tmp_path / long_name, np.ones((1, 4, 4), np.float32), Geometry(), False)
+    assert seen[0].startswith(batch.TMP_PREFIX) and len(seen[0]) < 40
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_kspace_to_nifti_and_h5_use_the_reconstruction_and_its_geometry(tmp_path, capsys):

@@ -1,13 +1,17 @@
 """De-identification: identifiers pushed through every export path appear in no output file or name.
 
-Paths: ``reconstruct`` (HDF5), ``kspace-to-dicom``, ``h5-to-dicom`` (single-frame and enhanced),
-``dicom-to-h5`` and the app's downloads. The network is the stand-in of test_hostile_batches.
+Paths: ``reconstruct`` (HDF5, DICOM, NIfTI), ``kspace-to-dicom`` (DICOM, HDF5, NIfTI), ``h5-to-dicom``
+(single-frame, enhanced, NIfTI), ``dicom-to-h5``, ``ismrmrd-to-h5`` and the app's downloads, from
+fastMRI and ISMRMRD raw inputs. The network is the stand-in of test_hostile_batches.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import shutil
 import stat
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -98,6 +102,8 @@ def leaks(root: Path) -> list[str]:
         texts = [str(path.relative_to(root.parent))]
         if path.is_file():
             data = path.read_bytes()
+            if path.name.endswith(".gz"):  # NIfTI: look inside the compressed stream
+                data += gzip.decompress(data)
             if zipfile.is_zipfile(path):
                 with zipfile.ZipFile(path) as zf:
                     texts += zf.namelist()
@@ -198,3 +204,112 @@ def test_installation_secret_is_created_private(tmp_path, monkeypatch):
         assert deid.pseudonym("x") == first  # stable across processes: read back from the file
     finally:
         deid._cached_secret.cache_clear()
+
+
+# ----------------------------------------------------------------------------------------------
+# ISMRMRD raw input, NIfTI output
+
+GENERATE = "ismrmrd_generate_cartesian_shepp_logan"
+needs_generator = pytest.mark.skipif(shutil.which(GENERATE) is None, reason="Debian ismrmrd-tools not installed")
+
+
+def identifying_ismrmrd_xml(xml: str) -> str:
+    """The generator's header with identifiers in every place ISMRMRD has for them (schema order)."""
+    subject = (
+        f"<subjectInformation><patientName>{NAME}</patientName><patientID>{MRN}</patientID>"
+        f"<patientBirthdate>{BIRTH_ISO}</patientBirthdate></subjectInformation>"
+        f"<studyInformation><accessionNumber>{ACCESSION}</accessionNumber>"
+        f"<studyDescription>{FREE_TEXT}</studyDescription><studyInstanceUID>{SOURCE_UIDS[0]}</studyInstanceUID>"
+        "</studyInformation>"
+        f"<measurementInformation><patientPosition>HFS</patientPosition><protocolName>{FREE_TEXT} {MRN}"
+        f"</protocolName><seriesDescription>{FREE_TEXT}</seriesDescription>"
+        f"<frameOfReferenceUID>{SOURCE_UIDS[1]}</frameOfReferenceUID></measurementInformation>"
+    )
+    user = (
+        f"<userParameters><userParameterString><name>comment</name><value>{FREE_TEXT}</value>"
+        "</userParameterString></userParameters>"
+    )
+    xml = xml.replace("</version>", "</version>" + subject, 1).replace("</ismrmrdHeader>", user + "</ismrmrdHeader>")
+    return xml.replace("ISMRM Synthetic Imaging Lab", INSTITUTION)
+
+
+def write_ismrmrd(path: Path) -> Path:
+    """A generated 32x32 two-coil Shepp-Logan scan whose header is full of identifiers."""
+    import ismrmrd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = path.with_name(".plain.h5")
+    subprocess.run([GENERATE, "-o", str(plain), "-m", "32", "-c", "2", "-n", "0.01"], check=True, capture_output=True)
+    src = ismrmrd.Dataset(str(plain), "dataset", mode="r")
+    xml = src.read_xml_header()
+    acquisitions = [src.read_acquisition(i) for i in range(src.number_of_acquisitions())]
+    src.close()
+    plain.unlink()
+    out = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    out.write_xml_header(identifying_ismrmrd_xml(xml.decode() if isinstance(xml, bytes) else xml))
+    for acq in acquisitions:
+        out.append_acquisition(acq)
+    out.close()
+    return path
+
+
+@needs_generator
+def test_the_ismrmrd_identifiers_are_really_in_the_input(tmp_path):
+    from mrirecon.io import read_volume
+
+    path = write_ismrmrd(tmp_path / "in" / f"{PATIENT_FILE}.h5")
+    found = leaks(tmp_path / "in")
+    for ident in IDENTIFIERS:  # ISMRMRD writes the birth date in ISO form only
+        assert ident == BIRTH or any(ident in t for t in found), ident
+    assert NAME in read_volume(path).header_xml  # the reader accepts the header
+
+
+@needs_generator
+@pytest.mark.parametrize("fmt", ["h5", "dicom", "nifti"])
+def test_reconstruct_of_ismrmrd_input_is_deidentified_in_every_format(tmp_path, capsys, fmt):
+    # h5 outputs mirror input names (fastMRI submissions need them); DICOM and NIfTI are named from a pseudonym
+    name = "scan.h5" if fmt == "h5" else f"{PATIENT_FILE}.h5"
+    write_ismrmrd(tmp_path / "in" / name)
+    argv = ["--input", str(tmp_path / "in"), "--format", fmt]
+    assert recon_cli.main([*argv, "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert leaks(tmp_path / "out") == []
+    outputs = list((tmp_path / "out").iterdir())
+    assert len(outputs) == 1 and (fmt == "h5" or outputs[0].name.startswith("ANON-"))
+    assert recon_cli.main([*argv, "--output", str(tmp_path / "kept"), "--keep-identity"]) == 0
+    if fmt != "nifti":  # NIfTI never holds header identity, even when asked to keep it; only its name does
+        assert any(NAME.split("^")[0] in t for t in leaks(tmp_path / "kept"))
+    else:
+        assert (tmp_path / "kept" / f"{PATIENT_FILE}.nii.gz").exists()
+
+
+@needs_generator
+@pytest.mark.parametrize(
+    "command", ["ismrmrd-to-h5", "kspace-to-dicom", "kspace-to-dicom --format h5", "kspace-to-dicom --format nifti"]
+)
+def test_convert_of_ismrmrd_input_is_deidentified(tmp_path, capsys, command):
+    write_ismrmrd(tmp_path / "in" / PATIENT_FILE / f"{PATIENT_FILE}.h5")
+    argv = [*command.split(), str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1"]
+    assert convert.main(argv) == 0, capsys.readouterr().err
+    assert leaks(tmp_path / "out") == []
+    if command == "ismrmrd-to-h5":  # the k-space file keeps the geometry part of the header
+        [out] = (tmp_path / "out").iterdir()
+        with h5py.File(out) as hf:
+            assert "<reconSpace>" in hf["ismrmrd_header"][()].decode() and "source_file" not in hf.attrs
+    kept = [*command.split(), str(tmp_path / "in"), str(tmp_path / "kept"), "--workers", "1", "--keep-identity"]
+    assert convert.main(kept) == 0
+    assert leaks(tmp_path / "kept")
+
+
+def test_nifti_export_of_a_reconstruction_is_deidentified(tmp_path, capsys):
+    """``h5-to-dicom --format nifti``: the NIfTI header (``descrip`` included) holds no free text and
+    the file is named from a pseudonym."""
+    import nibabel as nib
+
+    write_recon(tmp_path / "in" / PATIENT_FILE / f"{PATIENT_FILE}.h5")
+    argv = ["h5-to-dicom", str(tmp_path / "in"), str(tmp_path / "out"), "--format", "nifti", "--workers", "1"]
+    assert convert.main(argv) == 0, capsys.readouterr().err
+    assert leaks(tmp_path / "out") == []
+    [out] = (tmp_path / "out").iterdir()
+    header = nib.load(out).header
+    assert header["descrip"].tobytes().startswith(b"mrirecon reconstruction")
+    assert not header["db_name"].tobytes().strip(b"\0") and not header["aux_file"].tobytes().strip(b"\0")

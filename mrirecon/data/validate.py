@@ -81,7 +81,9 @@ class Limits:
 
 
 def format_size(n: int) -> str:
-    """Bytes as MiB or GiB, for messages."""
+    """Bytes as KiB, MiB or GiB, for messages."""
+    if n < 2**20:
+        return f"{n / 2**10:,.1f} KiB"
     return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
