@@ -392,3 +392,45 @@ def test_hostile_upload_refused_before_queueing(checkpoint, tmp_path):
         assert [d["api_name"] for d in chained] == ["reconstruct"]
     finally:
         demo.mri.close()
+
+
+@pytest.mark.skipif(shutil.which("ismrmrd_generate_cartesian_shepp_logan") is None, reason="ismrmrd-tools missing")
+def test_ismrmrd_uploads_pass_the_same_gate_and_caps(checkpoint, tmp_path, monkeypatch):
+    """ISMRMRD raw uploads: the unqueued gate reads headers only, refuses links out of the file and
+    declared sizes above the server's caps, and lets a good scan through to the queued step."""
+    from mrirecon.app import MriApp
+    from mrirecon.data import InvalidInputError
+
+    good = tmp_path / "raw.h5"
+    subprocess.run(
+        ["ismrmrd_generate_cartesian_shepp_logan", "-o", str(good), "-m", "32", "-c", "2", "-a", "2", "-w", "8"],
+        check=True,
+        capture_output=True,
+    )
+    link = tmp_path / "link.h5"
+    with h5py.File(link, "w") as hf:
+        hf["dataset"] = h5py.ExternalLink(str(good), "/dataset")
+    bomb = tmp_path / "bomb.h5"
+    shutil.copy(good, bomb)
+    with h5py.File(bomb, "a") as hf:
+        dtype = hf["dataset/data"].dtype
+        del hf["dataset/data"]
+        hf["dataset"].create_dataset("data", (10**9,), dtype, chunks=(1,), compression="gzip")
+    app = MriApp(checkpoint, examples_dir=None, device="cpu")
+    try:
+        info = app.precheck(good)
+        assert info.is_test_format and info.kspace_shape[:2] == (1, 2)
+        t0 = time.perf_counter()
+        with pytest.raises(InvalidInputError, match="per volume"):
+            app.precheck(bomb)
+        assert time.perf_counter() - t0 < 2
+        with pytest.raises(InvalidInputError, match="link to another file"):
+            app.load_and_reconstruct(str(link), "equispaced_fraction", 4, "token", 0)
+        app.limits = type(app.limits)(max_slice_bytes=16 << 10)  # the server's caps apply to ISMRMRD too
+        with pytest.raises(InvalidInputError, match="per slice"):
+            app.precheck(good)
+        app.limits = type(app.limits)()
+        entry, cached = app.load_and_reconstruct(str(good), "equispaced_fraction", 4, "token", 0)
+        assert not cached and entry.is_test_format and entry.result.recon.shape == (1, 32, 32)
+    finally:
+        app.close()
