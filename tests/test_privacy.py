@@ -218,8 +218,7 @@ def identifying_ismrmrd_xml(xml: str) -> str:
     subject = (
         f"<subjectInformation><patientName>{NAME}</patientName><patientID>{MRN}</patientID>"
         f"<patientBirthdate>{BIRTH_ISO}</patientBirthdate></subjectInformation>"
-        f"<studyInformation><accessionNumber>{ACCESSION}</accessionNumber>"
-        f"<studyDescription>{FREE_TEXT}</studyDescription><studyInstanceUID>{SOURCE_UIDS[0]}</studyInstanceUID>"
+        f"<studyInformation><studyDescription>{FREE_TEXT}</studyDescription><studyInstanceUID>{SOURCE_UIDS[0]}</studyInstanceUID>"
         "</studyInformation>"
         f"<measurementInformation><patientPosition>HFS</patientPosition><protocolName>{FREE_TEXT} {MRN}"
         f"</protocolName><seriesDescription>{FREE_TEXT}</seriesDescription>"
@@ -227,7 +226,8 @@ def identifying_ismrmrd_xml(xml: str) -> str:
     )
     user = (
         f"<userParameters><userParameterString><name>comment</name><value>{FREE_TEXT}</value>"
-        "</userParameterString></userParameters>"
+        f"</userParameterString><userParameterString><name>accession</name><value>{ACCESSION}</value>"
+        "</userParameterString></userParameters>"  # ISMRMRD's accessionNumber is an integer
     )
     xml = xml.replace("</version>", "</version>" + subject, 1).replace("</ismrmrdHeader>", user + "</ismrmrdHeader>")
     return xml.replace("ISMRM Synthetic Imaging Lab", INSTITUTION)
