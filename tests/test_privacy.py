@@ -313,3 +313,14 @@ def test_nifti_export_of_a_reconstruction_is_deidentified(tmp_path, capsys):
     header = nib.load(out).header
     assert header["descrip"].tobytes().startswith(b"mrirecon reconstruction")
     assert not header["db_name"].tobytes().strip(b"\0") and not header["aux_file"].tobytes().strip(b"\0")
+
+
+@pytest.mark.parametrize("fmt", ["h5", "nifti"])
+def test_kspace_exports_to_h5_and_nifti_are_deidentified(tmp_path, capsys, fmt):
+    """fastMRI k-space with identifying attributes and header -> ``kspace-to-dicom --format h5|nifti``."""
+    write_kspace(tmp_path / "in" / PATIENT_FILE / f"{PATIENT_FILE}.h5")
+    argv = ["kspace-to-dicom", str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1", "--format", fmt]
+    assert convert.main(argv) == 0, capsys.readouterr().err
+    assert leaks(tmp_path / "out") == []
+    assert convert.main([*argv[:2], str(tmp_path / "kept"), *argv[3:], "--keep-identity"]) == 0
+    assert leaks(tmp_path / "kept")  # at least the mirrored input name

@@ -1,6 +1,8 @@
 """ISMRMRD raw data (Cartesian 2-D, one or more slices) -> the in-memory :class:`~mrirecon.data.Volume`.
 
-Read with the ``ismrmrd`` package (``Dataset``, acquisitions, XML header). What the reader does:
+Read with the ``ismrmrd`` package (``Dataset``, acquisitions, XML header), after the input gate
+(:func:`inspect_ismrmrd`: :func:`~mrirecon.data.validate.open_hdf5` and the caps of
+:class:`~mrirecon.data.Limits`, checked on headers before any sample is read). What the reader does:
 
 - noise-adjustment scans (``ACQ_IS_NOISE_MEASUREMENT``) give the coil noise covariance; the coils are
   prewhitened with its inverse Cholesky factor, scaled to keep the mean noise power;
