@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 from torch import Tensor, nn
 
-from .codecs.reduction import crop_readout
 from .metrics import VolumeMetrics, center_crop_to, summarize
+from .physics import crop_readout
 
 
 def crop_to(image: Tensor, shape: tuple[int, int]) -> Tensor:
