@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from .checkpoint import DEFAULT_CHECKPOINT, load_codec
-from .codecs.reduction import crop_readout
 from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
+from .physics import crop_readout
 from .tta import TTAConfig, TTAReport, adapt
 
 
@@ -101,7 +101,7 @@ class Reconstructor:
     ) -> np.ndarray:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
-        first (exact, see :func:`~mrirecon.codecs.reduction.crop_readout`), so H' = min(H, crop_height).
+        first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
         With test-time adaptation the scan's Trigger offsets are fitted first."""
         options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
         tta = TTAConfig(**_tta_options(options))

@@ -8,6 +8,7 @@ fastMRI protocol (:class:`mrirecon.metrics.VolumeMetrics`).
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import lightning as L
@@ -16,8 +17,8 @@ import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 from torch import Tensor, nn
 
-from .codecs.reduction import crop_readout
 from .metrics import VolumeMetrics, center_crop_to, summarize
+from .physics import crop_readout
 
 
 def crop_to(image: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -31,6 +32,8 @@ class ReconModule(L.LightningModule):
     lr, weight_decay: AdamW; the rate warms up linearly for ``warmup_fraction`` of the steps, then
         follows a cosine to ``lr * final_lr_ratio``.
     l1_weight: weight of the L1 term next to 1 - SSIM.
+    schedule_seconds: when > 0, warm-up and cosine follow the elapsed training time over this many seconds
+        instead of the step count (for runs bounded by ``trainer.max_time``, whose step count is unknown).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class ReconModule(L.LightningModule):
         warmup_fraction: float = 0.05,
         final_lr_ratio: float = 0.05,
         log_images: bool = True,
+        schedule_seconds: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
@@ -129,16 +133,29 @@ class ReconModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        floor = self.hparams.final_lr_ratio
+        budget = float(self.hparams.schedule_seconds)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = max(1, int(total * self.hparams.warmup_fraction))
-        floor = self.hparams.final_lr_ratio
+        start: list[float] = []
 
-        def factor(step: int) -> float:
+        def cosine(t: float) -> float:
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+        def by_steps(step: int) -> float:
             if step < warm:
                 return (step + 1) / warm
-            t = min(1.0, (step - warm) / max(1, total - warm))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+            return cosine((step - warm) / max(1, total - warm))
 
+        def by_time(step: int) -> float:
+            if not start:
+                start.append(time.monotonic())
+            done, warm_share = (time.monotonic() - start[0]) / budget, self.hparams.warmup_fraction
+            if done < warm_share:
+                return max(done / warm_share, 1e-3)
+            return cosine((done - warm_share) / (1 - warm_share))
+
+        factor = by_time if budget > 0 else by_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..physics import coil_basis, compress_coils, expand_coils
 from .backbones import FrozenBackbone, build_backbone
 from .decoder import ImageDecoder
 from .encoder import KSpaceEncoder
-from .reduction import coil_basis, compress_coils, expand_coils
 
 TOKEN_ORDERS = ("twice", "raster", "bidirectional")
 
@@ -34,7 +34,7 @@ class ReconModel(nn.Module):
         sens_chans, sens_pools: the coil-sensitivity U-Net.
         num_cascades, chans, pools: refinement cascades of the decoder.
         virtual_coils: compress the coils to this many virtual coils first (0: keep every coil), so the cost
-            does not grow with the coil count; :mod:`~mrirecon.codecs.reduction`.
+            does not grow with the coil count; :func:`~mrirecon.physics.coil_basis`.
     """
 
     def __init__(

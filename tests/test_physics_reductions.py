@@ -1,4 +1,4 @@
-"""Readout crop and coil compression (mrirecon.codecs.reduction) and their use in the model and the API."""
+"""Readout crop and coil compression (mrirecon.physics) and their use in the model and the API."""
 
 import fastmri
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mrirecon.codecs import ReconModel
-from mrirecon.codecs.reduction import coil_basis, compress_coils, crop_readout, expand_coils
+from mrirecon.physics import coil_basis, compress_coils, crop_readout, expand_coils
 
 
 def test_crop_readout_keeps_the_central_image_rows_exactly():
