@@ -693,7 +693,9 @@ COLUMNS = ("method", "NMSE", "PSNR (dB)", "SSIM", "s/slice", "λ", "ESPIRiT crop
 
 
 def tuning_note(tuned: dict[str, Any] | None) -> str:
-    """One line on where λ / crop came from."""
+    """One line on where λ / crop came from (and which choices lie on the edge of their grid)."""
+    from .tuning import grid_edges
+
     if not tuned:
         return "λ / ESPIRiT crop: the functions' defaults (no validation tuning; see `--tune-on`)."
     return (
@@ -701,7 +703,7 @@ def tuning_note(tuned: dict[str, Any] | None) -> str:
         f"`{tuned.get('validation')}` ({tuned.get('volumes_per_acceleration')} volumes, "
         f"{tuned.get('max_slices_per_volume') or 'all'} central slices each) by {tuned.get('criterion')}, "
         f"from the grid {tuned.get('grid')}; never on the evaluated data."
-    )
+    ) + "".join(f" Note: {line}." for line in grid_edges(tuned))
 
 
 def header_line(summary: pd.DataFrame, data: Path, truth: Path | None, machine: str) -> str:

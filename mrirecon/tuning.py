@@ -27,7 +27,7 @@ TUNABLE = ("sense", "l1-wavelet", "bart")
 DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
     "sense": {"lamda": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "crop": [0.0, 0.5, 0.8, 0.9, 0.95]},
     "l1-wavelet": {"lamda": [0.0001, 0.0003, 0.001, 0.003, 0.01], "crop": [0.0, 0.8]},
-    "bart": {"lamda": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03], "crop": [0.0, 0.8]},
+    "bart": {"lamda": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "crop": [0.0, 0.8]},
 }
 CRITERION = "highest mean SSIM over validation volumes (ties: higher mean PSNR)"
 
@@ -143,6 +143,19 @@ def tuned_options(tuned: dict[str, Any] | None, base: str, acceleration: int) ->
     if not tuned:
         return {}
     return dict(tuned.get("chosen", {}).get(base, {}).get(str(int(acceleration)), {}))
+
+
+def grid_edges(record: dict[str, Any]) -> list[str]:
+    """One line per chosen λ that lies on the edge of its grid (the optimum may lie outside)."""
+    lines = []
+    for base, per_acc in record.get("chosen", {}).items():
+        lamdas = record.get("grid", {}).get(base, {}).get("lamda", [])
+        if len(lamdas) < 2:
+            continue
+        for acc, opts in sorted(per_acc.items(), key=lambda kv: int(kv[0])):
+            if opts.get("lamda") in (min(lamdas), max(lamdas)):
+                lines.append(f"{base} at {acc}x: λ {opts['lamda']:g} is at the edge of the grid {lamdas}")
+    return lines
 
 
 def check_not_validation(tuned: dict[str, Any], data: str | os.PathLike) -> None:

@@ -31,6 +31,14 @@ def test_choose_takes_best_ssim_then_psnr():
     }
 
 
+def test_grid_edges_are_reported():
+    record = {
+        "grid": {"sense": {"lamda": [0.001, 0.01, 0.1], "crop": [0.0]}},
+        "chosen": {"sense": {"4": {"lamda": 0.01, "crop": 0.0}, "8": {"lamda": 0.1, "crop": 0.0}}},
+    }
+    assert tuning.grid_edges(record) == ["sense at 8x: λ 0.1 is at the edge of the grid [0.001, 0.01, 0.1]"]
+
+
 def test_tune_reads_only_the_validation_split(synth_root, monkeypatch):
     import mrirecon.evaluate as ev
 
