@@ -87,7 +87,8 @@ def tune(
         on_error=on_error,
     )
     if summary.empty:
-        raise ValueError(f"{validation}: no validation volume could be reconstructed")
+        first = (summary.attrs.get("errors") or ["no files"])[0]
+        raise ValueError(f"{validation}: no validation volume could be reconstructed (first error: {first})")
     spec_of = {s.name: s for s in specs}
     scores = summary.assign(
         base=[spec_of[m].base for m in summary["method"]],
