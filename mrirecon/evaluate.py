@@ -375,11 +375,12 @@ def describe(spec: MethodSpec, rec: Any = None, tuned: dict[str, Any] | None = N
         fn = {"zero-filled": "zero_filled", "sense": "sense", "l1-wavelet": "l1_wavelet", "bart": "bart_pics"}[
             spec.base
         ]
-        line = f"`mrirecon.baselines.{fn}` " + (f"with {opts}" if opts else "(defaults)")
-        if tuned and spec.base in tuned.get("chosen", {}):
-            line += "; λ / crop not given here chosen per acceleration on validation (table)"
+        line = f"`mrirecon.baselines.{fn}`"
         if spec.base == "bart":
-            line += f": `bart ecalib -m1` + `bart pics -R W:7:0:λ` ({_bart_version()})"
+            line += f" (`bart ecalib -m1` + `bart pics -R W:7:0:λ`, {_bart_version()})"
+        line += f" with {opts}" if opts else " (defaults)"
+        if tuned and spec.base in tuned.get("chosen", {}):
+            line += "; λ / crop not set here: chosen per acceleration on validation (see the table)"
         return line
     card = rec.card
     params = sum(p.numel() for p in rec.net.parameters() if p.requires_grad) / 1e6
