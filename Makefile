@@ -7,7 +7,7 @@ STAMP = $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 
 # System tools the tests drive (command:Debian package); installed when missing and running as root.
-SYSTEM_TOOLS = dciodvfy:dicom3tools dcmdump:dcmtk dcm2pnm:dcmtk chromium:chromium \
+SYSTEM_TOOLS = dciodvfy:dicom3tools dcmdump:dcmtk dcm2pnm:dcmtk chromium:chromium bart:bart \
 	ismrmrd_generate_cartesian_shepp_logan:ismrmrd-tools ismrmrd_recon_cartesian_2d:ismrmrd-tools
 
 .PHONY: setup tools fit test lint format app bench data clean

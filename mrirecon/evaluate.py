@@ -2,16 +2,21 @@
 
     python -m mrirecon.evaluate --data DIR [--truth DIR] [--accelerations 4 8]
         [--mask-type equispaced_fraction] --method NAME[=CHECKPOINT_DIR[:key=value,...]] ...
-        [--workers N] [--device cpu|cuda] [--max-volumes K] [--max-slices-per-volume K] [--out results/NAME]
+        [--tune-on VALDIR] [--tuned FILE] [--workers N] [--device cpu|cuda] [--max-volumes K]
+        [--max-slices-per-volume K] [--out results/NAME]
 
 ``--data`` holds fully sampled files (a mask is drawn per file and acceleration with fastMRI's
 per-file seed, so every method sees the same mask) and/or fastMRI test-format files (their stored
 mask and ``acceleration`` attribute are used; ground truth ``reconstruction_rss`` is read from the
-file of the same name in ``--truth``). Methods: ``zero-filled``, ``sense``, ``l1-wavelet`` (per slice,
-ESPIRiT maps computed once per slice and shared by SENSE and L1-wavelet; slices run in a process pool)
-and learned codec folders ``name=path`` (ours, U-Net, E2E-VarNet), optionally with init-arg overrides,
+file of the same name in ``--truth``). Methods: ``zero-filled``, ``sense``, ``l1-wavelet`` (sigpy; ESPIRiT
+maps computed once per slice and shared by SENSE and L1-wavelet), ``bart`` (the ``bart`` program:
+``ecalib`` + l1-wavelet ``pics``; slices run in a process pool) and learned codec folders ``name=path``
+(ours, U-Net, E2E-VarNet), optionally with init-arg overrides,
 e.g. ``ours-off=codecs/default:trigger=off``; classical methods take options the same way
-(``sense-crop0=sense:crop=0``). Scores follow fastMRI (``mrirecon.metrics``). Writes
+(``sense-crop0=sense:crop=0``). ``--tune-on VALDIR`` grid-searches λ and the ESPIRiT crop of ``sense``,
+``l1-wavelet`` and ``bart`` per acceleration on a validation folder and writes them to ``--tuned FILE``;
+``--tuned FILE`` alone reads them (:mod:`mrirecon.tuning`); the tables print the λ and crop used.
+Scores follow fastMRI (``mrirecon.metrics``). Writes
 ``OUT.md`` (a table per acceleration), ``OUT.csv`` (method x acceleration) and ``OUT_per_volume.csv``.
 A bad input file is reported in one line and skipped; the exit code is then 1.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -45,12 +51,13 @@ from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
 
-CLASSICAL_METHODS = ("zero-filled", "sense", "l1-wavelet")
-SENSE_CROP, L1_CROP = 0.9, 0.0  # ESPIRiT crops of mrirecon.baselines.sense / l1_wavelet defaults
+CLASSICAL_METHODS = ("zero-filled", "sense", "l1-wavelet", "bart")
+SIGPY_METHODS = ("sense", "l1-wavelet")  # share one sigpy ESPIRiT calibration per slice
 TIMING_NOTE = (
     "s/slice: wall time of the method's reconstruction only (data loading and scoring excluded). "
     "Classical methods run one slice per worker process (1 thread each); SENSE and L1-wavelet include "
-    "the ESPIRiT calibration, computed once per slice and shared (its share: `maps_s_per_slice` in the CSV). "
+    "the ESPIRiT calibration, computed once per slice and shared (its share: `maps_s_per_slice` in the CSV); "
+    "BART includes `bart ecalib`, its file writes and process starts. "
     "Learned methods: batched forward passes after one untimed warm-up."
 )
 
@@ -264,30 +271,50 @@ def classical_slice(
 
     ESPIRiT runs once (``seconds["maps"]``) and its time is included in every SENSE / L1-wavelet entry.
     """
-    from .baselines import l1_wavelet, sense, zero_filled
+    from .baselines import bart_espirit, bart_pics, l1_wavelet, sense, zero_filled
 
     functions = {"sense": sense, "l1-wavelet": l1_wavelet}
-    crops = {name: opts.get("crop", SENSE_CROP if base == "sense" else L1_CROP) for name, base, opts in tasks}
+    crops = {name: resolved_options(base, opts).get("crop") for name, base, opts in tasks}
     images: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         maps: dict[float, np.ndarray] = {}
-        if any(base != "zero-filled" for _, base, _ in tasks):
+        if any(base in SIGPY_METHODS for _, base, _ in tasks):
             t0 = time.perf_counter()
             maps = shared_espirit(
-                kspace, mask, num_low_frequencies, [crops[n] for n, b, _ in tasks if b != "zero-filled"]
+                kspace, mask, num_low_frequencies, [crops[n] for n, b, _ in tasks if b in SIGPY_METHODS]
             )
             seconds["maps"] = time.perf_counter() - t0
+        if any(base == "bart" for _, base, _ in tasks):
+            t0 = time.perf_counter()
+            bart_maps = bart_espirit(kspace, mask, num_low_frequencies)
+            seconds["bart_maps"] = time.perf_counter() - t0
         for name, base, opts in tasks:
             t0 = time.perf_counter()
             if base == "zero-filled":
                 images[name] = zero_filled(kspace)
                 seconds[name] = time.perf_counter() - t0
+            elif base == "bart":
+                images[name] = bart_pics(kspace, mask, num_low_frequencies, **opts, maps=bart_maps)
+                seconds[name] = time.perf_counter() - t0 + seconds["bart_maps"]
             else:
                 images[name] = functions[base](kspace, mask, num_low_frequencies, **opts, maps=maps[crops[name]])
                 seconds[name] = time.perf_counter() - t0 + seconds["maps"]
     return images, seconds, sorted({str(w.message) for w in caught})
+
+
+def resolved_options(base: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The ``lamda`` and ``crop`` a classical method runs with: its function defaults, then ``overrides``."""
+    import inspect
+
+    from .baselines import bart_pics, l1_wavelet, sense
+
+    fn = {"sense": sense, "l1-wavelet": l1_wavelet, "bart": bart_pics}.get(base)
+    if fn is None:
+        return dict(overrides)
+    params = inspect.signature(fn).parameters
+    return {**{k: params[k].default for k in ("lamda", "crop")}, **overrides}
 
 
 def _worker_init() -> None:
@@ -341,12 +368,20 @@ def _load_learned(spec: MethodSpec, device: str | None) -> Any:
         raise UsageError(f"method {spec.name}: cannot load {spec.checkpoint}: {err}") from err
 
 
-def describe(spec: MethodSpec, rec: Any = None) -> str:
+def describe(spec: MethodSpec, rec: Any = None, tuned: dict[str, Any] | None = None) -> str:
     """One line on a method: the function or codec, its options, and (codecs) size and training budget."""
     opts = ", ".join(f"{k}={v}" for k, v in spec.overrides.items())
     if spec.is_classical:
-        fn = {"zero-filled": "zero_filled", "sense": "sense", "l1-wavelet": "l1_wavelet"}[spec.base]
-        return f"`mrirecon.baselines.{fn}` " + (f"with {opts}" if opts else "(defaults)")
+        fn = {"zero-filled": "zero_filled", "sense": "sense", "l1-wavelet": "l1_wavelet", "bart": "bart_pics"}[
+            spec.base
+        ]
+        line = f"`mrirecon.baselines.{fn}`"
+        if spec.base == "bart":
+            line += f" (`bart ecalib -m1` + `bart pics -R W:7:0:λ`, {_bart_version()})"
+        line += f" with {opts}" if opts else " (defaults)"
+        if tuned and spec.base in tuned.get("chosen", {}):
+            line += "; λ / crop not set here: chosen per acceleration on validation (see the table)"
+        return line
     card = rec.card
     params = sum(p.numel() for p in rec.net.parameters() if p.requires_grad) / 1e6
     line = f"`{spec.checkpoint}`: {card.get('net', {}).get('class_path')}, {params:.2f} M trainable parameters"
@@ -359,7 +394,21 @@ def describe(spec: MethodSpec, rec: Any = None) -> str:
     return line + (f"; overrides {opts}" if opts else "")
 
 
-def _per_volume_row(method: str, case: Case, image: np.ndarray, seconds: float, maps_seconds: float) -> dict:
+def _bart_version() -> str:
+    import subprocess
+
+    from .baselines import bart_available
+
+    exe = bart_available()
+    if exe is None:
+        return "bart not installed"
+    out = subprocess.run([exe, "version"], capture_output=True, text=True).stdout.strip()
+    return f"BART {out}" if out else "BART"
+
+
+def _per_volume_row(
+    method: str, case: Case, image: np.ndarray, seconds: float, maps_seconds: float, params: dict[str, Any]
+) -> dict:
     metrics = volume_metrics(case.target, image)
     return {
         "method": method,
@@ -369,6 +418,9 @@ def _per_volume_row(method: str, case: Case, image: np.ndarray, seconds: float, 
         **metrics,
         "seconds": seconds,
         "maps_seconds": maps_seconds,
+        "lamda": params.get("lamda", np.nan),
+        "crop": params.get("crop", np.nan),
+        "tuned": params.get("tuned", ""),
     }
 
 
@@ -386,6 +438,9 @@ def summarize_frame(per_volume: pd.DataFrame) -> pd.DataFrame:
         row["maps_s_per_slice"] = float(grp["maps_seconds"].sum()) / max(1, slices)
         row["volumes"] = len(grp)
         row["slices"] = slices
+        for key in ("lamda", "crop", "tuned"):  # constant within (method, acceleration)
+            if key in grp:
+                row[key] = grp[key].iloc[0]
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.sort_values("acceleration", kind="stable").reset_index(drop=True) if len(out) else out
@@ -405,10 +460,12 @@ def iter_results(
     on_error: Callable[[str], None] | None = None,
     notes: set[str] | None = None,
     described: dict[str, str] | None = None,
+    tuned: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one per-volume row per (file, acceleration, method); bad files go to ``on_error``
     (default: raise), solver warnings to ``notes``, one line per method to ``described``.
-    ``max_volumes`` counts files per acceleration."""
+    ``max_volumes`` counts files per acceleration. ``tuned``: parameters chosen on a validation
+    split (:func:`mrirecon.tuning.load_tuned`), applied per acceleration under explicit overrides."""
     data = Path(data)
     truth = Path(truth) if truth is not None else None
     if not data.is_dir():
@@ -423,9 +480,13 @@ def iter_results(
     files = find_files(data)
     if not files:
         raise UsageError(f"{data}: no .h5 files")
+    if tuned is not None:
+        from .tuning import check_not_validation
+
+        check_not_validation(tuned, data)
     learned = {s.name: _load_learned(s, device) for s in specs if not s.is_classical}
     if described is not None:
-        described.update({s.name: describe(s, learned.get(s.name)) for s in specs})
+        described.update({s.name: describe(s, learned.get(s.name), tuned) for s in specs})
     classical = [(s.name, s.base, s.overrides) for s in specs if s.is_classical]
     heavy = [t for t in classical if t[1] != "zero-filled"]
     pool: Executor = _InlineExecutor()
@@ -441,7 +502,7 @@ def iter_results(
                 cases = load_cases(path, truth, accelerations, mask_type, max_slices_per_volume)
                 cases = [c for c in cases if max_volumes is None or counts[c.acceleration] < max_volumes]
                 for case in cases:
-                    rows = _run_case(case, specs, classical, learned, pool, warmed, batch_size, notes)
+                    rows = _run_case(case, specs, classical, learned, pool, warmed, batch_size, notes, tuned)
                     counts[case.acceleration] += 1
                     yield from rows
             except (InvalidInputError, OSError) as err:
@@ -472,11 +533,22 @@ def _run_case(
     warmed: set[str],
     batch_size: int,
     notes: set[str] | None = None,
+    tuned: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """All methods on one case; rows only when every method succeeded (identical volume sets)."""
+    from .tuning import tuned_options
+
     images: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
-    maps_seconds = 0.0
+    maps_seconds = {"sense": 0.0, "l1-wavelet": 0.0, "bart": 0.0}
+    params: dict[str, dict[str, Any]] = {}
+    for name, base, opts in classical:
+        chosen = tuned_options(tuned, base, case.acceleration)
+        from_val = "+".join(k for k in ("lamda", "crop") if k in chosen and k not in opts)
+        params[name] = {**resolved_options(base, {**chosen, **opts}), "tuned": from_val}
+    classical = [
+        (name, base, {**tuned_options(tuned, base, case.acceleration), **opts}) for name, base, opts in classical
+    ]
     if classical:
         futures = [
             pool.submit(classical_slice, case.masked[s], case.mask, case.num_low_frequencies, classical)
@@ -486,7 +558,8 @@ def _run_case(
         for name, _, _ in classical:
             images[name] = np.stack([r[0][name] for r in results])
             seconds[name] = sum(r[1][name] for r in results)
-        maps_seconds = sum(r[1].get("maps", 0.0) for r in results)
+        maps_seconds["sense"] = maps_seconds["l1-wavelet"] = sum(r[1].get("maps", 0.0) for r in results)
+        maps_seconds["bart"] = sum(r[1].get("bart_maps", 0.0) for r in results)
         for r in results:
             if notes is not None:
                 notes.update(r[2])
@@ -507,7 +580,8 @@ def _run_case(
             case,
             images[s.name],
             seconds[s.name],
-            maps_seconds if s.base in ("sense", "l1-wavelet") else 0.0,
+            maps_seconds.get(s.base or "", 0.0),
+            params.get(s.name, {}),
         )
         for s in specs
     ]
@@ -525,11 +599,13 @@ def evaluate(
     max_slices_per_volume: int | None = None,
     batch_size: int = 4,
     on_error: Callable[[str], None] | None = None,
+    tuned: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``methods`` on every volume of ``data`` -> one row per (method, acceleration).
 
     Columns: method, acceleration, NMSE, PSNR, SSIM (means over volumes, fastMRI protocol) and their
-    ``_std``, ``s_per_slice``, ``maps_s_per_slice``, volumes, slices. ``df.attrs`` holds
+    ``_std``, ``s_per_slice``, ``maps_s_per_slice``, volumes, slices, ``lamda`` / ``crop`` (classical
+    methods; NaN otherwise) and ``tuned`` (those chosen on a validation split: ``lamda+crop``). ``df.attrs`` holds
     ``per_volume`` (a DataFrame), ``errors`` (one line per skipped file) and ``notes``.
     Methods as in :func:`parse_method`, e.g. ``["zero-filled", "sense", "ours=runs/tiny/codec"]``.
     """
@@ -557,11 +633,29 @@ def evaluate(
             on_error=collect,
             notes=notes,
             described=described,
+            tuned=tuned,
         ),
-        columns=["method", "acceleration", "volume", "slices", *METRIC_NAMES, "seconds", "maps_seconds"],
+        columns=[
+            "method",
+            "acceleration",
+            "volume",
+            "slices",
+            *METRIC_NAMES,
+            "seconds",
+            "maps_seconds",
+            "lamda",
+            "crop",
+            "tuned",
+        ],
     )
     summary = summarize_frame(per_volume)
-    summary.attrs = {"per_volume": per_volume, "errors": errors, "notes": sorted(notes), "methods": described}
+    summary.attrs = {
+        "per_volume": per_volume,
+        "errors": errors,
+        "notes": sorted(notes),
+        "methods": described,
+        "tuning": tuning_note(tuned),
+    }
     return summary
 
 
@@ -571,6 +665,15 @@ def evaluate(
 
 def _pm(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _param(r: pd.Series, key: str) -> str:
+    value = r.get(key)
+    if value is None or pd.isna(value):
+        return "–"
+    text = f"{float(value):g}"
+    tuned = r.get("tuned")
+    return text + (" (val)" if isinstance(tuned, str) and key in tuned.split("+") else "")
 
 
 def table_rows(summary: pd.DataFrame, acceleration: int) -> list[list[str]]:
@@ -583,13 +686,29 @@ def table_rows(summary: pd.DataFrame, acceleration: int) -> list[list[str]]:
                 _pm(r["PSNR"], r["PSNR_std"], 2),
                 _pm(r["SSIM"], r["SSIM_std"], 4),
                 f"{r['s_per_slice']:.3f}",
+                _param(r, "lamda"),
+                _param(r, "crop"),
                 str(int(r["volumes"])),
             ]
         )
     return rows
 
 
-COLUMNS = ("method", "NMSE", "PSNR (dB)", "SSIM", "s/slice", "volumes")
+COLUMNS = ("method", "NMSE", "PSNR (dB)", "SSIM", "s/slice", "λ", "ESPIRiT crop", "volumes")
+
+
+def tuning_note(tuned: dict[str, Any] | None) -> str:
+    """One line on where λ / crop came from (and which choices lie on the edge of their grid)."""
+    from .tuning import grid_edges
+
+    if not tuned:
+        return "λ / ESPIRiT crop: the functions' defaults (no validation tuning; see `--tune-on`)."
+    return (
+        f"λ / ESPIRiT crop marked (val): chosen per acceleration on the validation folder "
+        f"`{tuned.get('validation')}` ({tuned.get('volumes_per_acceleration')} volumes, "
+        f"{tuned.get('max_slices_per_volume') or 'all'} central slices each) by {tuned.get('criterion')}, "
+        f"from the grid {tuned.get('grid')}; never on the evaluated data."
+    ) + "".join(f" Note: {line}." for line in grid_edges(tuned))
 
 
 def header_line(summary: pd.DataFrame, data: Path, truth: Path | None, machine: str) -> str:
@@ -615,6 +734,8 @@ def markdown(summary: pd.DataFrame, header: str, mask_type: str) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary, acc)]
         lines.append("")
     lines += [TIMING_NOTE, ""]
+    if summary.attrs.get("tuning"):
+        lines += [summary.attrs["tuning"], ""]
     if summary.attrs.get("methods"):
         lines += ["Methods:", ""]
         lines += [f"* {name}: {text}" for name, text in summary.attrs["methods"].items()]
@@ -673,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         required=True,
         metavar="NAME[=DIR[:k=v,...]]",
-        help="zero-filled, sense, l1-wavelet (options: s0=sense:crop=0,lamda=0.01) or NAME=CODEC_DIR with "
+        help="zero-filled, sense, l1-wavelet, bart (options: s0=sense:crop=0,lamda=0.01) or NAME=CODEC_DIR with "
         "optional init-arg overrides (ours-off=DIR:trigger=off); repeat for each method",
     )
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes for classical")
@@ -682,12 +803,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-slices-per-volume", type=int, default=None, help="the central K slices")
     parser.add_argument("--batch-size", type=int, default=4, help="slices per forward pass (learned methods)")
     parser.add_argument("--out", type=Path, default=Path("results/evaluation"), help="output prefix")
+    parser.add_argument(
+        "--tune-on",
+        type=Path,
+        default=None,
+        metavar="VALDIR",
+        help="first choose λ / ESPIRiT crop of the sense, l1-wavelet and bart methods per acceleration on this "
+        "validation folder (grid search) and write them to --tuned",
+    )
+    parser.add_argument(
+        "--tuned",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON of validation-chosen λ / crop (read; written by --tune-on, default OUT_tuned.json)",
+    )
+    parser.add_argument("--tune-max-volumes", type=int, default=None, help="validation files per acceleration")
+    parser.add_argument("--tune-max-slices", type=int, default=None, help="central validation slices per file")
     args = parser.parse_args(argv)
 
     def report(msg: str) -> None:
         print(f"SKIPPED {msg}", file=sys.stderr)
 
     try:
+        tuned = _tuned_for(args, report)
         summary = evaluate(
             args.data,
             args.method,
@@ -700,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
             max_slices_per_volume=args.max_slices_per_volume,
             batch_size=args.batch_size,
             on_error=report,
+            tuned=tuned,
         )
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -716,6 +856,33 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_outputs(summary, args.out, header, args.mask_type)
     print("wrote " + ", ".join(map(str, paths)))
     return 1 if errors else 0
+
+
+def _tuned_for(args: argparse.Namespace, report: Callable[[str], None]) -> dict[str, Any] | None:
+    """Run ``--tune-on`` (writing ``--tuned``) or read ``--tuned``; None when neither is given."""
+    from .tuning import TUNABLE, check_not_validation, load_tuned, save_tuned, tune
+
+    if args.tune_on is None:
+        return load_tuned(args.tuned) if args.tuned is not None else None
+    if not args.tune_on.is_dir():
+        raise UsageError(f"{args.tune_on}: not a folder")
+    bases = sorted({s.base for s in map(parse_method, args.method) if s.base in TUNABLE}, key=TUNABLE.index)
+    if not bases:
+        raise UsageError("--tune-on: none of the methods is tunable (sense, l1-wavelet, bart)")
+    check_not_validation({"validation": str(args.tune_on)}, args.data)
+    record = tune(
+        args.tune_on,
+        bases,
+        args.accelerations,
+        mask_type=args.mask_type,
+        workers=args.workers,
+        max_volumes=args.tune_max_volumes,
+        max_slices_per_volume=args.tune_max_slices,
+        on_error=report,
+    )
+    path = save_tuned(record, args.tuned or args.out.with_name(args.out.name + "_tuned.json"))
+    print(f"tuned on {args.tune_on}: {json.dumps(record['chosen'])} -> {path}")
+    return record
 
 
 def _cuda() -> bool:
