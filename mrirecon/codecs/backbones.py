@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
 BACKBONE_DIR = Path(__file__).resolve().parents[2] / "backbone"
-CONFIG_ALIASES = {"tiny": "tiny/config.json", "1.3B": "nirvana-1.3B/config.json"}
+CONFIG_ALIASES = {"tiny": "tiny/config.json", "small": "small/config.json", "1.3B": "nirvana-1.3B/config.json"}
 BACKBONES = ("nirvana", "gated-deltanet", "transformer", "none")
 TRANSFORMER_EXTRA = "transformer"
 
