@@ -166,13 +166,21 @@ def test_pretraining_lowers_loss_and_exports_loadable_model(tiny_setup, tmp_path
 
 
 def test_resume_continues_exactly(tiny_setup, tmp_path: Path) -> None:
-    ckpt = "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint"
-    straight = _fit(tiny_setup, tmp_path / "a", 8).model.lm.state_dict()
-    _fit(tiny_setup, tmp_path / "b", 4, ckpt, "--trainer.callbacks.save_last=true")
-    resumed = _fit(tiny_setup, tmp_path / "b", 8, ckpt, "--trainer.callbacks.save_last=true", "--ckpt_path=last")
-    assert resumed.trainer.global_step == 8 and resumed.model.tokens_seen == 8 * 4 * 32
-    for k, v in straight.items():
-        torch.testing.assert_close(resumed.model.lm.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    """A run resumed from its step-4 checkpoint ends with the same weights as the uninterrupted run."""
+    ckpt = (
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.every_n_train_steps=4",
+        "--trainer.callbacks.save_top_k=-1",
+        "--trainer.callbacks.save_last=true",
+    )
+    straight = _fit(tiny_setup, tmp_path / "a", 8, *ckpt).model
+    saved = sorted((tmp_path / "a/checkpoints").glob("*.ckpt"))
+    assert [p.name for p in saved] == ["epoch=0-step=4.ckpt", "epoch=0-step=8.ckpt", "last.ckpt"]
+    resumed = _fit(tiny_setup, tmp_path / "b", 8, f"--ckpt_path={saved[0]}").model
+    assert resumed.tokens_seen == straight.tokens_seen == 8 * 4 * 32
+    assert [c["step"] for c in resumed.curve] == list(range(8))
+    for k, v in straight.lm.state_dict().items():
+        torch.testing.assert_close(resumed.lm.state_dict()[k], v, rtol=0, atol=0, msg=k)
 
 
 @pytest.mark.parametrize("architecture", ["gated-deltanet", "transformer"])

@@ -162,7 +162,7 @@ class LMPretrainModule(L.LightningModule):
         self.log("lr", self.optimizers().param_groups[0]["lr"])
         self.log("tokens", float(self.tokens_seen))
         if self.global_step % max(1, self.trainer.log_every_n_steps) == 0:
-            self.curve.append({"step": self.global_step, "tokens": self.tokens_seen, "loss": float(loss)})
+            self.curve.append({"step": self.global_step, "tokens": self.tokens_seen, "loss": float(loss.detach())})
         return loss
 
     def on_validation_epoch_start(self) -> None:
