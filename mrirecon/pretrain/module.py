@@ -117,8 +117,9 @@ class LMPretrainModule(L.LightningModule):
                     layer.compile()
             return
         backend = self.hparams.backend
-        if backend == "auto":
-            backend = "fla" if self.device.type == "cuda" and fla_available() else "torch"
+        if backend == "auto":  # the module is not on its device yet: ask the strategy where it will run
+            on_cuda = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+            backend = "fla" if on_cuda and fla_available() else "torch"
         self.lm.model.backend = backend
         if self.hparams.compile:
             self.lm.model.compile_blocks()
