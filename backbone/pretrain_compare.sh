@@ -13,7 +13,7 @@ for run in "nirvana token" "nirvana off" "gated-deltanet token" "transformer tok
   name=$arch; [ "$arch" = nirvana ] && name=nirvana-$trigger
   "$py" -m mrirecon.pretrain fit --config backbone/pretrain.yaml \
     --model.architecture "$arch" --model.trigger "$trigger" --model.warmup_steps 100 \
-    --trainer.max_steps "$steps" --trainer.max_time 00:00:03:00 --trainer.val_check_interval "$steps" \
+    --trainer.max_steps "$steps" --trainer.max_time 00:00:01:45 --trainer.val_check_interval "$steps" \
     --trainer.default_root_dir "$out/$name" "$@" 2>&1 | grep -v -i -E "warning|warn\(" | tee "$out/$name.log" \
     || echo "run $name failed (see $out/$name.log)"
 done

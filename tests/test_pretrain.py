@@ -194,6 +194,13 @@ def test_baseline_architectures_train_and_save(tiny_setup, tmp_path: Path, archi
         p.numel() for n, p in nirvana.lm.named_parameters() if "embed" not in n and not n.startswith("lm_head")
     )
     assert 0.6 < ratio < 1.5  # equal size within one layer's worth
+    from mrirecon.pretrain.compare import main as compare
+
+    assert compare([str(tmp_path), str(tmp_path / "n"), "--out", str(tmp_path / "table.md")]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert f"| {architecture} |" in table and "| nirvana (Trigger token) |" in table and "bigram" in table
+    assert "tokens seen differ" in table  # 3 steps against 1
+    assert compare([str(tmp_path / "missing")]) == 1
     if architecture == "gated-deltanet":
         from mrirecon.nirvana import NirvanaForCausalLM
 
