@@ -8,6 +8,7 @@ loss curves, held-out perplexity and bits per byte, unigram / bigram baselines o
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import math
@@ -100,6 +101,8 @@ def save_lm(model: LMPretrainModule, data: CorpusDataModule, out: Path, **run) -
     """Weights + config (``save_pretrained``), ``tokenizer.json`` and ``pretraining.json`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     lm = model.lm
+    if model.hparams.save_dtype != "float32":  # a copy: the module keeps training precision
+        lm = copy.deepcopy(lm).to(getattr(torch, model.hparams.save_dtype))
     if model.hparams.architecture == "transformer":
         lm.save_pretrained(out, safe_serialization=True)
     else:

@@ -78,6 +78,7 @@ class LMPretrainModule(L.LightningModule):
         seed: seed of the initialisation (Nirvana's seeded scheme; the transformer's library init).
         backend: gated-delta-rule kernel: ``auto`` (fla on CUDA when installed, else torch), ``torch``, ``fla``.
         compile: ``torch.compile`` each block (regional compilation; GPU).
+        save_dtype: dtype of the exported weights (``float32``, ``bfloat16``: half the file size).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class LMPretrainModule(L.LightningModule):
         seed: int = 0,
         backend: str = "auto",
         compile: bool = False,
+        save_dtype: str = "float32",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
