@@ -84,7 +84,8 @@ class PretrainCLI(LightningCLI):
     def after_fit(self) -> None:
         trainer, model, data = self.trainer, self.model, self.datamodule
         seconds = round(time.time() - self._t0, 1)
-        trainer.validate(model, datamodule=data, verbose=False)
+        if not model.heldout_curve or model.heldout_curve[-1]["step"] != trainer.global_step:
+            trainer.validate(model, datamodule=data, verbose=False)  # score the final weights
         if not trainer.is_global_zero:
             return
         out = Path(trainer.default_root_dir) / "model"
