@@ -207,3 +207,14 @@ def test_baseline_architectures_train_and_save(tiny_setup, tmp_path: Path, archi
         loaded = NirvanaForCausalLM.from_pretrained(tmp_path / "model")
         assert loaded.model.num_trigger_layers == 0
         assert torch.equal(loaded.lm_head.weight, cli.model.lm.lm_head.weight)
+
+
+def test_bf16_mixed_training_and_bf16_export(tiny_setup, tmp_path: Path) -> None:
+    """The GPU recipe's precision settings (autocast bf16, bfloat16 export) on CPU."""
+    from mrirecon.nirvana import NirvanaForCausalLM
+
+    cli = _fit(tiny_setup, tmp_path, 4, "--trainer.precision=bf16-mixed", "--model.save_dtype=bfloat16")
+    assert next(cli.model.lm.parameters()).dtype == torch.float32  # the trained copy keeps float32 masters
+    loaded = NirvanaForCausalLM.from_pretrained(tmp_path / "model", dtype=torch.bfloat16)
+    for k, v in cli.model.lm.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v.to(torch.bfloat16)), k
