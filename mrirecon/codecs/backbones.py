@@ -21,7 +21,7 @@ from ..assets import asset
 from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
 BACKBONE_DIR = asset("backbone")
-CONFIG_ALIASES = {"tiny": "tiny/config.json", "1.3B": "nirvana-1.3B/config.json"}
+CONFIG_ALIASES = {"tiny": "tiny/config.json", "small": "small/config.json", "1.3B": "nirvana-1.3B/config.json"}
 BACKBONES = ("nirvana", "gated-deltanet", "transformer", "none")
 TRANSFORMER_EXTRA = "transformer"
 
