@@ -191,7 +191,8 @@ class LMPretrainModule(L.LightningModule):
         for name, p in self.lm.named_parameters():
             (decay if p.dim() >= 2 and "embed" not in name else rest).append(p)
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), fused=self.device.type == "cuda")
+        # not fused: a fused AdamW unscales internally, which Lightning refuses under gradient clipping
+        return torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["pretrain"] = {"tokens_seen": self.tokens_seen, "curve": self.curve, "heldout": self.heldout_curve}
