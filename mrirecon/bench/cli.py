@@ -61,6 +61,12 @@ def _recon(cuda: bool) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, nargs="+", default=[1])
     p.add_argument("--coils", type=int, default=16)
     p.add_argument("--size", type=int, nargs=2, default=[320, 320], metavar=("H", "W"))
+    p.add_argument(
+        "--target-height",
+        type=int,
+        help="slice: the target's rows; the fully sampled readout is cut to them first, as reconstruct does "
+        "(e.g. 320 for fastMRI brain's 640x320 k-space)",
+    )
     p.add_argument("--acceleration", type=int, default=4)
     p.add_argument("--mask-type", default="equispaced_fraction")
     return p

@@ -23,6 +23,7 @@ from ..codecs import ReconModel
 from ..codecs.decoder import FloatNormUnet
 from ..data.masks import STANDARD_PAIRS, make_mask_func, sample_mask
 from ..module import ReconModule
+from ..physics import crop_readout
 from ..speed import optimize_for_inference
 from ..tta import TTAConfig
 from .report import emit, finish, new_row, recorded_errors
@@ -175,7 +176,8 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
     cases = []
     for batch in args.batch:
         k, m, nlf = make_inputs(batch, args.coils, tuple(args.size), args.acceleration, args.mask_type, device)
-        fn = with_autocast(lambda k, m, nlf=nlf: net(k, m, nlf), args.precision, device)
+        rows = getattr(args, "target_height", None) or args.size[0]  # the readout cut as the product does
+        fn = with_autocast(lambda k, m, nlf=nlf, rows=rows: net(crop_readout(k, rows), m, nlf), args.precision, device)
 
         def make_step(mode: str, inputs: tuple[Tensor, ...], fn=fn) -> Callable[..., Tensor]:
             wrapped = wrap(fn, mode, inputs)
