@@ -162,7 +162,10 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     back = NirvanaForCausalLM.from_pretrained(tmp_path / "tied")
     assert back.lm_head.weight is back.model.embeddings.weight
     ids = torch.tensor([[5, 6, 7]])
-    assert torch.equal(back(input_ids=ids).logits, tied(input_ids=ids).logits)
+    # the weights are bit-identical (state dicts below); two model objects may still take different CPU BLAS
+    # paths for the same values (seen: 3e-8), so the logits are compared at float32 rounding level
+    assert all(torch.equal(v, tied.state_dict()[k]) for k, v in back.state_dict().items())
+    torch.testing.assert_close(back(input_ids=ids).logits, tied(input_ids=ids).logits, rtol=0, atol=1e-6)
 
 
 def _broken_copy(tmp_path, edit):
