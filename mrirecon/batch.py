@@ -83,5 +83,6 @@ def failure_line(path: str | os.PathLike, err: BaseException, verbose: bool = Fa
         text = f"{type(err).__name__}: {text}"
     line = f"FAILED {text}" if text.startswith(f"{path}:") else f"FAILED {path}: {text}"
     if verbose:
-        line += "\n" + "".join(traceback.format_exception(err)).rstrip()
+        detail = getattr(err, "detail", None)  # the library's own message (InvalidInputError)
+        line += (f"\n  ({detail})" if detail else "") + "\n" + "".join(traceback.format_exception(err)).rstrip()
     return line
