@@ -50,7 +50,9 @@ class Progress:
 
         if stage != self._stage or self._bar is None:
             self.close()
-            self._bar = tqdm(total=total, desc=f"{self.desc} ({stage})", unit=stage.split()[-1], file=self.stream)
+            self._bar = tqdm(
+                total=total, desc=f"{self.desc} ({stage})", unit=stage.split()[-1], file=self.stream, leave=False
+            )
             self._stage = stage
         self._bar.update(done - self._bar.n)
 

@@ -86,7 +86,8 @@ def adapt(
     """Fit scan-level Trigger offsets on one volume.
 
     kspace: measured k-space [S,C,H,W,2] on the network's device (unsampled columns zero);
-    mask: bool [W]; ``on_step("adaptation step", step, cfg.steps)`` after every step. Returns (offsets [num_trigger_layers, 4, r] for ``net(..., trigger_offsets=)``, report).
+    mask: bool [W]; ``on_step("adaptation step", step, cfg.steps)`` after every step.
+    Returns (offsets [num_trigger_layers, 4, r] for ``net(..., trigger_offsets=)``, report).
     """
     backbone = getattr(net, "backbone", None)
     layers = backbone.num_trigger_layers if backbone is not None else 0
