@@ -56,6 +56,13 @@ class Progress:
             self._stage = stage
         self._bar.update(done - self._bar.n)
 
+    def write(self, line: str) -> None:
+        """Print a line (e.g. a FAILED report) without breaking a bar."""
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
