@@ -236,6 +236,8 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     corrupt = tmp_path / "random.h5"
     corrupt.write_bytes(np.random.default_rng(1).bytes(2048))
+    truncated = tmp_path / "cut_short.h5"
+    truncated.write_bytes(FULL.read_bytes()[:200_000])
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -251,7 +253,6 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             page.locator("#reconstruct").click()
             for i in range(4):
                 page.wait_for_selector(f"#img-{i} img", timeout=60_000)
-            page.wait_for_selector("#mask img")
             metrics = page.locator("#metrics")
             sync_api.expect(metrics).to_contain_text("reconstruction, slice 2", timeout=15_000)
             sync_api.expect(metrics).to_contain_text("SSIM")
@@ -270,6 +271,26 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             )
             assert slider.input_value() == "3"
 
+            # panels are large, with a fullscreen (zoom) button; window/level changes the displayed image
+            box = page.locator("#img-1 img").bounding_box()
+            assert box and box["height"] >= 400, box
+            page.locator("#img-1").hover()
+            assert page.locator("#img-1 button[aria-label*='ull' i], #img-1 button[title*='ull' i]").count() >= 1
+            before = page.locator("#img-1 img").get_attribute("src")
+            white = page.locator("#window-white input[type=range]")
+            white.focus()
+            for _ in range(30):
+                page.keyboard.press("ArrowLeft")
+            page.wait_for_function(
+                "s => { const i = document.querySelector('#img-1 img'); return i && i.src !== s; }",
+                arg=before,
+                timeout=15_000,
+            )
+            # the k-space tab: log-magnitude k-space of the slice and the sampling mask
+            page.get_by_role("tab", name="k-space and mask").click()
+            page.wait_for_selector("#kspace img", timeout=15_000)
+            page.wait_for_selector("#mask img", timeout=15_000)
+
             page.goto(server)  # a fresh page: upload a corrupt file
             page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
             sync_api.expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
@@ -278,6 +299,17 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             sync_api.expect(error).to_be_visible(timeout=30_000)
             sync_api.expect(error).to_contain_text("random.h5: not an HDF5 file")
             assert "Traceback" not in page.content()
+            sync_api.expect(metrics).to_contain_text("no result: see the error above")  # says why it is empty
+
+            page.goto(server)  # a truncated upload: one readable message, shown once (no toast besides it)
+            page.locator("#kspace-file input[type=file]").set_input_files(str(truncated))
+            sync_api.expect(page.locator("#kspace-file")).to_contain_text("cut_short", timeout=15_000)
+            page.locator("#reconstruct").click()
+            sync_api.expect(error).to_contain_text("cut_short.h5: truncated or corrupt HDF5 file", timeout=30_000)
+            sync_api.expect(error).to_contain_text("copy or upload the complete file again")
+            page.wait_for_timeout(1000)  # a toast would have appeared by now
+            assert page.get_by_text("truncated or corrupt HDF5 file").count() == 1
+            assert "sblock" not in page.content() and "synchronously" not in page.content()
         finally:
             browser.close()
     with urllib.request.urlopen(server, timeout=5) as r:  # still serving
