@@ -109,6 +109,7 @@ class Entry:
     slice_metrics: list[dict[str, dict[str, float]]] | None  # per slice: {"zero-filled": {...}, "recon": {...}}
     zf_metrics: dict[str, float] | None
     kspace_log: np.ndarray | None = None  # log(1 + coil-RSS |measured k-space|) float32 [S,H,W]
+    source: str | None = None  # the file, re-read for the on-demand checks (coil maps, consistency)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -187,6 +188,17 @@ def run_reconstruction(
         progress=report if progress is not None else None,
         **net_kwargs,
     )
+
+
+def crop_readout_np(kspace: np.ndarray, height: int) -> np.ndarray:
+    """complex [..., H, W] -> [..., min(H, height), W]: the readout field of view cut to ``height`` rows
+    (:func:`mrirecon.physics.crop_readout` on numpy data)."""
+    import torch
+
+    from .physics import crop_readout
+
+    k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64)))
+    return torch.view_as_complex(crop_readout(k, int(height)).contiguous()).numpy()
 
 
 def measured_kspace_log(volume: Volume, mask: np.ndarray) -> np.ndarray:
@@ -415,6 +427,7 @@ class MriApp:
             slice_metrics=slice_metrics,
             zf_metrics=zf_metrics,
             kspace_log=kspace_log,
+            source=str(path),
             timings=timings,
         )
         self.cache.put(entry)
@@ -482,6 +495,48 @@ class MriApp:
                 f"({change:+.1f} %)" + ("; no step improved on the start, so it was kept" if r.best_step == 0 else "")
             )
         return "\n\n".join(lines)
+
+    def slice_checks(self, entry: Entry, s: int) -> tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """On demand for slice ``s``: the reference-free consistency numbers (Markdown), the k-space
+        residual on measured and on held-out lines (uint8, log scale shared with the k-space view) and
+        the ESPIRiT coil-map montage. Raises InvalidInputError if the file is gone or changed."""
+        from .baselines.classical import espirit_maps
+        from .consistency import coil_montage, slice_consistency
+
+        if entry.source is None or not os.path.exists(entry.source):
+            raise InvalidInputError(
+                entry.source or "?", "the uploaded file is no longer on the server; reconstruct again"
+            )
+        res = entry.result
+        s = int(np.clip(s, 0, res.recon.shape[0] - 1))
+        with self._lock:
+            volume = read_volume(entry.source, limits=self.limits)
+            masked = volume.kspace[s] * np.asarray(res.mask, bool)
+            nlf = res.num_low_frequencies
+            maps = espirit_maps(masked, nlf)
+            kwargs = {"trigger": res.settings["trigger"]} if "trigger" in res.settings else {}
+            text = f"**Slice {s}: reference-free checks**\n\n"
+            residuals: list[np.ndarray | None] = [None, None]
+            try:
+                check = slice_consistency(
+                    self.rec.net, masked, res.mask, nlf, volume.crop_size[0], self.rec.device, **kwargs
+                )
+            except TypeError:
+                text += "this network returns images only (no k-space), so its data consistency cannot be shown."
+            else:
+                measured = crop_readout_np(masked, volume.crop_size[0])
+                top = float(np.sqrt((np.abs(measured) ** 2).sum(axis=0)).max())
+                residuals = [
+                    to_uint8(np.log1p(m / max(top, 1e-20) * 1e4), float(np.log1p(1e4)))
+                    for m in (check.measured_map, check.heldout_map)
+                ]
+                text += (
+                    f"Residual on the measured lines: {check.measured_error:.4f} (relative L1; what data "
+                    f"consistency leaves).  \nError on {check.heldout_lines} held-out measured lines, predicted "
+                    f"from the others: {check.heldout_error:.4f} (1.0 = no better than predicting zeros; the "
+                    "split test-time adaptation uses)."
+                )
+        return text, residuals[0], residuals[1], coil_montage(maps)
 
     def kspace_image(self, entry: Entry, s: int) -> np.ndarray | None:
         """Log magnitude of the measured k-space of slice ``s`` (coil RSS) as uint8; dark columns were
@@ -600,6 +655,36 @@ def build_app(
                     elem_id="mask",
                     height=80,
                 )
+            with gr.Tab("Consistency and coil maps", elem_id="tab-checks"):
+                check = gr.Button("Check this slice (two more network passes and ESPIRiT coil maps)", elem_id="check")
+                check_text = gr.Markdown(
+                    "Reference-free checks of the slice shown: press the button above.", elem_id="check-text"
+                )
+                with gr.Row():
+                    residual_measured = gr.Image(
+                        label="k-space residual on the measured lines (log scale, as the k-space view)",
+                        format="png",
+                        interactive=False,
+                        elem_id="residual-measured",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
+                    residual_heldout = gr.Image(
+                        label="k-space error on held-out measured lines (log scale)",
+                        format="png",
+                        interactive=False,
+                        elem_id="residual-heldout",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
+                    coils = gr.Image(
+                        label="Coil sensitivity maps (ESPIRiT, magnitude)",
+                        format="png",
+                        interactive=False,
+                        elem_id="coils",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
         metrics = gr.Dataframe(
             value=[["-", "press Reconstruct"]],
             headers=["metric", "value"],
@@ -730,6 +815,32 @@ def build_app(
                 render, render_inputs, render_outputs, api_visibility="private", trigger_mode="always_last",
                 show_progress="hidden",
             )  # fmt: skip
+
+        def slice_checks(key, s):
+            entry = app.cache.get(key)
+            if entry is None:
+                return "No reconstruction to check: press Reconstruct first.", None, None, None
+            try:
+                text, measured, heldout, montage = app.slice_checks(entry, int(s or 0))
+            except InvalidInputError as err:
+                return _error_box(f"{Path(err.path).name}: {err.problem}"), None, None, None
+            except Exception as err:  # e.g. ESPIRiT without a calibration region; keep serving
+                log.exception("slice checks failed")
+                return _error_box(f"the checks failed ({type(err).__name__}: {err})"), None, None, None
+            return (
+                text,
+                None if measured is None else upscale(measured),
+                None if heldout is None else upscale(heldout),
+                montage,
+            )
+
+        check.click(
+            slice_checks,
+            [key_state, slider],
+            [check_text, residual_measured, residual_heldout, coils],
+            api_name="check",
+            concurrency_limit=1,
+        )
 
         def drop_session(request: gr.Request) -> None:
             app.drop_session(request.session_hash if request else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -290,6 +291,12 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             page.get_by_role("tab", name="k-space and mask").click()
             page.wait_for_selector("#kspace img", timeout=15_000)
             page.wait_for_selector("#mask img", timeout=15_000)
+            # the reference-free checks of the slice shown, and the coil maps
+            page.get_by_role("tab", name="Consistency and coil maps").click()
+            page.locator("#check").click()
+            sync_api.expect(page.locator("#check-text")).to_contain_text("held-out measured lines", timeout=60_000)
+            for view in ("residual-measured", "residual-heldout", "coils"):
+                page.wait_for_selector(f"#{view} img", timeout=15_000)
 
             page.goto(server)  # a fresh page: upload a corrupt file
             page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
@@ -450,6 +457,17 @@ def test_progress_moves_per_slice_and_per_adaptation_step(checkpoint, tmp_path):
         assert k.dtype == np.uint8 and k.shape == entry.kspace_log.shape[1:]
         dark = k.max(axis=0) == 0  # columns never acquired are black
         assert abs(dark.mean() - (1 - entry.result.mask.mean())) < 0.02
+        text, measured, heldout, montage = app.slice_checks(entry, 1)  # reference-free checks of slice 1
+        assert "Residual on the measured lines" in text and "held-out measured lines" in text
+        numbers = [float(x) for x in re.findall(r": (\d+\.\d{4})", text)]
+        assert len(numbers) == 2 and all(np.isfinite(numbers)) and numbers[1] > 0
+        assert measured.shape == heldout.shape == (128, 128)  # k-space after the readout crop to the target
+        unmeasured = ~entry.result.mask
+        assert (heldout[:, unmeasured] == 0).all() and heldout.max() > 0  # only on held-out measured lines
+        with h5py.File(two) as hf:
+            coils = hf["kspace"].shape[1]
+        side = int(np.ceil(np.sqrt(coils)))
+        assert montage.dtype == np.uint8 and montage.shape == (-(-coils // side) * 128, side * 128)
         full, narrow = (app.slice_images(entry, 0, w)["reconstruction"] for w in ((0, 100), (0, 20)))
         assert narrow.mean() > full.mean() and (narrow == 255).mean() > (full == 255).mean()  # window/level
     finally:
