@@ -9,7 +9,8 @@ tree) with ``reconstruction`` float32 [S,h,w] cropped to the target size, or wit
 dicom|nifti`` a DICOM series folder ``DIR/<relative path>/`` or ``DIR/<relative path>.nii.gz``. Every
 input passes the input gate (:mod:`mrirecon.data.validate`). A bad file is reported in one ``FAILED``
 line (traceback only with ``--verbose``) and the batch goes on; the exit code is 1 if any file failed,
-2 for usage errors (no input, an output folder inside the input folder or not writable). Identifying
+2 for usage errors (no input, an output folder inside the input folder or not writable). Progress: bars on
+a terminal; otherwise one line per slice (``reconstructing scan.h5: slice 3/16, 4.1 s``) and per file. Identifying
 fields of the ISMRMRD header are removed from the outputs of every format unless ``--keep-identity``.
 """
 
