@@ -103,7 +103,7 @@ def reconstruct_volume_file(
         center_fraction=center_fraction,
         tta_steps=tta_steps,
         progress=progress,
-        batch_size=1 if rec.device.type == "cpu" else 4,  # on a CPU batches are no faster: report every slice
+        batch_size=1 if str(getattr(rec, "device", "cpu")) == "cpu" else 4,  # on a CPU: progress per slice
     )
     attrs = {
         "acceleration": result.acceleration,
