@@ -259,7 +259,9 @@ def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
         draw.text((x, gap // 2), name, fill="white")
         canvas.paste(Image.fromarray(tile), (x, title + gap))
         x += tile.shape[1] + gap
-    canvas.save(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    canvas.save(tmp, format="PNG")
+    os.replace(tmp, path)  # complete files only
     return path
 
 
@@ -725,7 +727,9 @@ def build_app(
             """Images, metrics table, comparison PNG and k-space of slice ``s``."""
             imgs = app.slice_images(entry, s, window)
             panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
-            png = comparison_png(panels, app.session_dir(session) / f"{download_stem(entry)}_slice{s:03d}.png")
+            # one name per slice and window: a file being served is never rewritten under the server
+            name = f"{download_stem(entry)}_slice{s:03d}_window{window[0]:g}-{window[1]:g}.png"
+            png = comparison_png(panels, app.session_dir(session) / name)
             outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
             return (
                 *outs,
