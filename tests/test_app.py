@@ -298,6 +298,22 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             for view in ("residual-measured", "residual-heldout", "coils"):
                 page.wait_for_selector(f"#{view} img", timeout=15_000)
 
+            # progress moves per slice and per adaptation step on this 4-slice volume (not one jump at the end)
+            page.evaluate(
+                """() => { window.__seen = new Set();
+                new MutationObserver(() => {
+                    for (const m of document.body.innerText.matchAll(/(slice|adaptation step) \\d+\\/\\d+/g))
+                        window.__seen.add(m[0]);
+                }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+            )
+            tta = page.locator("input[aria-label='number input for TTA steps (0 = off)']")
+            tta.fill("3")
+            tta.press("Enter")
+            page.locator("#reconstruct").click()
+            sync_api.expect(page.locator("#summary")).to_contain_text("Test-time adaptation", timeout=60_000)
+            seen = set(page.evaluate("() => [...window.__seen]"))
+            assert {"slice 1/4", "slice 2/4", "slice 3/4"} & seen and any("adaptation step" in t for t in seen), seen
+
             page.goto(server)  # a fresh page: upload a corrupt file
             page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
             sync_api.expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
