@@ -814,9 +814,17 @@ def build_app(
         slider.input(
             render, render_inputs, render_outputs, api_name="render", trigger_mode="always_last", show_progress="hidden"
         )
+
+        def render_window(key, s, black_v, white_v, request: gr.Request):
+            """Window/level changes only the grey panels: the error map, the k-space view and the metrics
+            are not sent again (Gradio rewrites an identical image's cache file in place, which can cut
+            short a download of it that is still running)."""
+            *imgs, error_map, table, png, kspace = render(key, s, black_v, white_v, request)
+            return (*imgs, gr.skip(), gr.skip(), png, gr.skip())
+
         for control in (black, white):
             control.input(
-                render, render_inputs, render_outputs, api_visibility="private", trigger_mode="always_last",
+                render_window, render_inputs, render_outputs, api_visibility="private", trigger_mode="always_last",
                 show_progress="hidden",
             )  # fmt: skip
 
