@@ -14,7 +14,7 @@
 # Usage: bash codecs/study.sh [part1|part2|all] [OUT_DIR] [SECONDS_PER_RUN]
 #   part1 = seed 0, part2 = seed 1, all = both. A part: data (if missing), 7 training runs, 2 evaluations; about
 #   7 x (SECONDS_PER_RUN + ~20 s start-up/export/test) + ~1.5 min, i.e. ~8.5 min on one H100 at 40 s per run.
-#   Writes OUT_DIR/study_s<SEED>_{test,shift}.{md,csv} (+ _per_volume.csv) and study_s<SEED>_training.csv (steps
+#   Writes OUT_DIR/study_s<SEED>_{test,shift}/ (summary.md, summary.csv, per_volume.csv) and study_s<SEED>_training.csv (steps
 #   per codec), logs and codecs under runs/study/s<SEED>/, then OUT_DIR/study.md (python -m mrirecon.study_tables)
 #   from every seed present in OUT_DIR.
 # Environment: EPOCHS (train every variant for this many epochs instead of SECONDS_PER_RUN of wall time); for CPU

@@ -25,6 +25,7 @@ from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
 from .physics import crop_readout
+from .progress import ProgressCallback
 from .tta import TTAConfig, TTAReport, adapt
 
 
@@ -97,12 +98,14 @@ class Reconstructor:
         num_low_frequencies: int | None = None,
         batch_size: int = 4,
         crop_height: int | None = None,
+        progress: ProgressCallback | None = None,
         **net_kwargs: Any,
     ) -> np.ndarray:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
         first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
-        With test-time adaptation the scan's Trigger offsets are fitted first."""
+        With test-time adaptation the scan's Trigger offsets are fitted first. ``progress`` is called
+        as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)`` as work ends."""
         options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
         tta = TTAConfig(**_tta_options(options))
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
@@ -112,7 +115,9 @@ class Reconstructor:
         nlf = num_low_frequencies if num_low_frequencies is not None else center_run_length(np.asarray(mask))
         self.last_tta_report = None
         if tta.steps > 0:
-            offsets, self.last_tta_report = adapt(self.net, kspace.to(self.device), np.asarray(mask, bool), nlf, tta)
+            offsets, self.last_tta_report = adapt(
+                self.net, kspace.to(self.device), np.asarray(mask, bool), nlf, tta, on_step=progress
+            )
             options["trigger_offsets"] = offsets
         out = []
         with torch.inference_mode():
@@ -120,6 +125,8 @@ class Reconstructor:
                 k = kspace[start : start + batch_size].to(self.device)
                 m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
                 out.append(self.net(k * m, m, nlf, **options).float().cpu())
+                if progress is not None:
+                    progress("slice", start + k.shape[0], kspace.shape[0])
         return torch.cat(out).numpy()
 
     def prepare(
@@ -147,14 +154,15 @@ class Reconstructor:
         center_fraction: float | None = None,
         seed: Any = None,
         batch_size: int = 4,
+        progress: ProgressCallback | None = None,
         **net_kwargs: Any,
     ) -> ReconResult:
         """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target.
-        Raises ValueError when the network's output is not finite."""
+        ``progress``: see :meth:`reconstruct_kspace`. Raises ValueError when the network's output is not finite."""
         masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
         t0 = time.perf_counter()
         full = self.reconstruct_kspace(
-            masked, mask, nlf, batch_size=batch_size, crop_height=volume.crop_size[0], **net_kwargs
+            masked, mask, nlf, batch_size=batch_size, crop_height=volume.crop_size[0], progress=progress, **net_kwargs
         )
         seconds = time.perf_counter() - t0
         if not np.isfinite(full).all():

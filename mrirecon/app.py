@@ -50,11 +50,15 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_FILE_SIZE = "200mb"
 DEFAULT_EXAMPLES_DIR = asset("examples")
+NO_REFERENCE_NOTE = (
+    "no reference in a test-format file: metrics need a fully sampled file (train/val format); "
+    "see the k-space tab for the measured data"
+)
 ERROR_GAIN = 5  # the error map shows |recon - reference| x ERROR_GAIN
 TRIGGER_MODES = ("token", "off", "scan")
 ACCELERATIONS = (4, 8)
 CACHE_SIZE = 8
-CHUNK = 4  # slices per network call (and per progress step)
+PANEL_HEIGHT = 480  # px of each image panel (a fullscreen button enlarges one further)
 # headless Debian chromium on a machine with no network: what the screenshot script and browser tests use
 CHROMIUM_ARGS = [
     "--headless",
@@ -104,6 +108,8 @@ class Entry:
     attrs: dict[str, Any]
     slice_metrics: list[dict[str, dict[str, float]]] | None  # per slice: {"zero-filled": {...}, "recon": {...}}
     zf_metrics: dict[str, float] | None
+    kspace_log: np.ndarray | None = None  # log(1 + coil-RSS |measured k-space|) float32 [S,H,W]
+    source: str | None = None  # the file, re-read for the on-demand checks (coil maps, consistency)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -165,43 +171,50 @@ def run_reconstruction(
     net_kwargs: dict[str, Any],
     progress: Any = None,
 ) -> ReconResult:
-    """:meth:`Reconstructor.reconstruct_volume` in chunks of slices (for progress); metrics on the whole."""
+    """:meth:`Reconstructor.reconstruct_volume` one slice per network call, so that a Gradio ``progress``
+    moves after every slice (and every test-time adaptation step) even for a volume of two slices."""
     n = volume.kspace.shape[0]
-    parts: list[ReconResult] = []
-    t0 = time.perf_counter()
-    for start in range(0, n, CHUNK):
-        if progress is not None:
-            progress((start, n), desc="reconstructing", unit="slices")
-        chunk = dataclasses.replace(volume, kspace=volume.kspace[start : start + CHUNK], target=None)
-        parts.append(
-            rec.reconstruct_volume(
-                chunk, mask_type=mask_type, acceleration=acceleration, batch_size=CHUNK, **net_kwargs
-            )
-        )
-    seconds = time.perf_counter() - t0
-    recon = np.concatenate([p.recon for p in parts])
-    zero_filled = np.concatenate([p.zero_filled for p in parts])
-    first = parts[0]
-    return ReconResult(
-        fname=volume.fname,
-        recon=recon,
-        zero_filled=zero_filled,
-        target=volume.target,
-        mask=first.mask,
-        acceleration=first.acceleration,
-        num_low_frequencies=first.num_low_frequencies,
-        metrics=volume_metrics(volume.target, recon) if volume.target is not None else None,
-        seconds=seconds,
-        settings=first.settings,
+
+    def report(stage: str, done: int, total: int) -> None:
+        progress((done, total), desc=f"{stage} {done}/{total}", unit=f"{stage.split()[-1]}s")
+
+    if progress is not None:
+        progress((0, n), desc=f"slice 0/{n}", unit="slices")
+    return rec.reconstruct_volume(
+        volume,
+        mask_type=mask_type,
+        acceleration=acceleration,
+        batch_size=1,
+        progress=report if progress is not None else None,
+        **net_kwargs,
     )
+
+
+def crop_readout_np(kspace: np.ndarray, height: int) -> np.ndarray:
+    """complex [..., H, W] -> [..., min(H, height), W]: the readout field of view cut to ``height`` rows
+    (:func:`mrirecon.physics.crop_readout` on numpy data)."""
+    import torch
+
+    from .physics import crop_readout
+
+    k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64)))
+    return torch.view_as_complex(crop_readout(k, int(height)).contiguous()).numpy()
+
+
+def measured_kspace_log(volume: Volume, mask: np.ndarray) -> np.ndarray:
+    """log(1 + coil-RSS magnitude) of the measured k-space [S,C,H,W] under ``mask`` [W] -> float32 [S,H,W]."""
+    rss = np.sqrt((np.abs(volume.kspace * np.asarray(mask, bool)) ** 2).sum(axis=1))
+    return np.log1p(rss / max(float(rss.max()), 1e-20) * 1e4).astype(np.float32)  # 1e4: visible dynamic range
 
 
 # ----------------------------------------------------------------------------------------------
 # images
 
 
-def to_uint8(img: np.ndarray, scale: float) -> np.ndarray:
-    return (np.clip(img / max(scale, 1e-20), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def to_uint8(img: np.ndarray, scale: float, window: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
+    """Magnitude image -> uint8 grey; ``window`` = (black, white) in percent of ``scale``."""
+    lo, hi = sorted(float(w) / 100.0 * scale for w in window)
+    return (np.clip((img - lo) / max(hi - lo, 1e-20 * max(scale, 1.0)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def error_rgb(recon: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
@@ -246,7 +259,9 @@ def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
         draw.text((x, gap // 2), name, fill="white")
         canvas.paste(Image.fromarray(tile), (x, title + gap))
         x += tile.shape[1] + gap
-    canvas.save(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    canvas.save(tmp, format="PNG")
+    os.replace(tmp, path)  # complete files only
     return path
 
 
@@ -398,6 +413,7 @@ class MriApp:
                 progress(1.0, desc="metrics")
             slice_metrics = per_slice_metrics(result.target, {"zero-filled": result.zero_filled, "recon": result.recon})
             zf_metrics = volume_metrics(result.target, result.zero_filled)
+        kspace_log = measured_kspace_log(volume, result.mask)
         timings = {
             "load_s": load_s,
             "reconstruct_s": result.seconds,
@@ -412,6 +428,8 @@ class MriApp:
             attrs=dict(volume.attrs),
             slice_metrics=slice_metrics,
             zf_metrics=zf_metrics,
+            kspace_log=kspace_log,
+            source=str(path),
             timings=timings,
         )
         self.cache.put(entry)
@@ -419,15 +437,19 @@ class MriApp:
 
     # -- views ---------------------------------------------------------------------------------
 
-    def slice_images(self, entry: Entry, s: int) -> dict[str, np.ndarray | None]:
+    def slice_images(
+        self, entry: Entry, s: int, window: tuple[float, float] = (0.0, 100.0)
+    ) -> dict[str, np.ndarray | None]:
+        """The four panels of slice ``s``; ``window`` = (black, white) in percent of the volume maximum
+        (the error map keeps its fixed scale)."""
         res = entry.result
         s = int(np.clip(s, 0, res.recon.shape[0] - 1))
         ref = res.target[s] if res.target is not None else None
         scale = float(res.target.max()) if res.target is not None else float(res.recon.max())
         return {
-            "zero-filled": to_uint8(res.zero_filled[s], scale),
-            "reconstruction": to_uint8(res.recon[s], scale),
-            "reference": to_uint8(ref, scale) if ref is not None else None,
+            "zero-filled": to_uint8(res.zero_filled[s], scale, window),
+            "reconstruction": to_uint8(res.recon[s], scale, window),
+            "reference": to_uint8(ref, scale, window) if ref is not None else None,
             f"|error| x {ERROR_GAIN}": error_rgb(res.recon[s], ref, scale) if ref is not None else None,
         }
 
@@ -435,7 +457,7 @@ class MriApp:
         import pandas as pd
 
         if entry.slice_metrics is None:
-            return pd.DataFrame({"metric": ["-"], "note": ["no reference in this file (test format): no metrics"]})
+            return pd.DataFrame({"metric": ["-"], "note": [NO_REFERENCE_NOTE]})
         s = int(np.clip(s, 0, len(entry.slice_metrics) - 1))
         rows = []
         for name, fmt in (("SSIM", "{:.4f}"), ("PSNR", "{:.2f} dB"), ("NMSE", "{:.5f}")):
@@ -466,7 +488,65 @@ class MriApp:
             f"({t['per_slice_s'] * 1000:.0f} ms per slice), metrics {t['metrics_s']:.2f} s"
             + (" (cached result: no new computation)" if cached else ""),
         ]
+        if res.tta is not None:
+            r = res.tta
+            change = (r.stop_error_after - r.stop_error_before) / max(r.stop_error_before, 1e-20) * 100
+            lines.append(
+                f"Test-time adaptation: {r.steps_run} steps run, best at step {r.best_step}; error on the held-out "
+                f"early-stopping lines {r.stop_error_before:.4f} before, {r.stop_error_after:.4f} after "
+                f"({change:+.1f} %)" + ("; no step improved on the start, so it was kept" if r.best_step == 0 else "")
+            )
         return "\n\n".join(lines)
+
+    def slice_checks(self, entry: Entry, s: int) -> tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """On demand for slice ``s``: the reference-free consistency numbers (Markdown), the k-space
+        residual on measured and on held-out lines (uint8, log scale shared with the k-space view) and
+        the ESPIRiT coil-map montage. Raises InvalidInputError if the file is gone or changed."""
+        from .baselines.classical import espirit_maps
+        from .consistency import coil_montage, slice_consistency
+
+        if entry.source is None or not os.path.exists(entry.source):
+            raise InvalidInputError(
+                entry.source or "?", "the uploaded file is no longer on the server; reconstruct again"
+            )
+        res = entry.result
+        s = int(np.clip(s, 0, res.recon.shape[0] - 1))
+        with self._lock:
+            volume = read_volume(entry.source, limits=self.limits)
+            masked = volume.kspace[s] * np.asarray(res.mask, bool)
+            nlf = res.num_low_frequencies
+            maps = espirit_maps(masked, nlf)
+            kwargs = {"trigger": res.settings["trigger"]} if "trigger" in res.settings else {}
+            text = f"**Slice {s}: reference-free checks**\n\n"
+            residuals: list[np.ndarray | None] = [None, None]
+            try:
+                check = slice_consistency(
+                    self.rec.net, masked, res.mask, nlf, volume.crop_size[0], self.rec.device, **kwargs
+                )
+            except TypeError:
+                text += "this network returns images only (no k-space), so its data consistency cannot be shown."
+            else:
+                measured = crop_readout_np(masked, volume.crop_size[0])
+                top = float(np.sqrt((np.abs(measured) ** 2).sum(axis=0)).max())
+                residuals = [
+                    to_uint8(np.log1p(m / max(top, 1e-20) * 1e4), float(np.log1p(1e4)))
+                    for m in (check.measured_map, check.heldout_map)
+                ]
+                text += (
+                    f"Residual on the measured lines: {check.measured_error:.4f} (relative L1; what data "
+                    f"consistency leaves).  \nError on {check.heldout_lines} held-out measured lines, predicted "
+                    f"from the others: {check.heldout_error:.4f} (1.0 = no better than predicting zeros; the "
+                    "split test-time adaptation uses)."
+                )
+        return text, residuals[0], residuals[1], coil_montage(maps)
+
+    def kspace_image(self, entry: Entry, s: int) -> np.ndarray | None:
+        """Log magnitude of the measured k-space of slice ``s`` (coil RSS) as uint8; dark columns were
+        not acquired."""
+        if entry.kspace_log is None:
+            return None
+        k = entry.kspace_log[int(np.clip(s, 0, entry.kspace_log.shape[0] - 1))]
+        return to_uint8(k, float(entry.kspace_log.max()))
 
     def details(self, entry: Entry, cached: bool) -> dict[str, Any]:
         res = entry.result
@@ -480,6 +560,7 @@ class MriApp:
             "metrics": res.metrics,
             "zero_filled_metrics": entry.zf_metrics,
             "timings": entry.timings,
+            "tta": dataclasses.asdict(res.tta) if res.tta is not None else None,
             "cached": cached,
             "model": self.rec.description,
         }
@@ -543,19 +624,69 @@ def build_app(
         summary = gr.Markdown("", elem_id="summary")
         slider = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="slice", interactive=True)
         with gr.Row():
-            images = [
-                gr.Image(
-                    label=name, format="png", interactive=False, elem_id=f"img-{i}", buttons=["download"], height=300
+            black = gr.Slider(0, 100, value=0, step=1, label="Window: black level (% of volume maximum)",
+                              elem_id="window-black")  # fmt: skip
+            white = gr.Slider(0, 100, value=100, step=1, label="Window: white level (% of volume maximum)",
+                              elem_id="window-white")  # fmt: skip
+        with gr.Tabs():
+            with gr.Tab("Images", elem_id="tab-images"), gr.Row():
+                images = [
+                    gr.Image(
+                        label=name,
+                        format="png",
+                        interactive=False,
+                        elem_id=f"img-{i}",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )  # fmt: skip
+                    for i, name in enumerate(panel_names)
+                ]
+            with gr.Tab("k-space and mask", elem_id="tab-kspace"):
+                kspace_img = gr.Image(
+                    label="Measured k-space of this slice (log magnitude, coil RSS; dark columns were not acquired)",
+                    format="png",
+                    interactive=False,
+                    elem_id="kspace",
+                    buttons=["download", "fullscreen"],
+                    height=PANEL_HEIGHT,
                 )
-                for i, name in enumerate(panel_names)
-            ]
-        mask_img = gr.Image(
-            label="Sampling mask (white = acquired phase-encode line)",
-            format="png",
-            interactive=False,
-            elem_id="mask",
-            height=80,
-        )
+                mask_img = gr.Image(
+                    label="Sampling mask (white = acquired phase-encode line)",
+                    format="png",
+                    interactive=False,
+                    elem_id="mask",
+                    height=80,
+                )
+            with gr.Tab("Consistency and coil maps", elem_id="tab-checks"):
+                check = gr.Button("Check this slice (two more network passes and ESPIRiT coil maps)", elem_id="check")
+                check_text = gr.Markdown(
+                    "Reference-free checks of the slice shown: press the button above.", elem_id="check-text"
+                )
+                with gr.Row():
+                    residual_measured = gr.Image(
+                        label="k-space residual on the measured lines (log scale, as the k-space view)",
+                        format="png",
+                        interactive=False,
+                        elem_id="residual-measured",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
+                    residual_heldout = gr.Image(
+                        label="k-space error on held-out measured lines (log scale)",
+                        format="png",
+                        interactive=False,
+                        elem_id="residual-heldout",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
+                    coils = gr.Image(
+                        label="Coil sensitivity maps (ESPIRiT, magnitude)",
+                        format="png",
+                        interactive=False,
+                        elem_id="coils",
+                        buttons=["download", "fullscreen"],
+                        height=PANEL_HEIGHT,
+                    )
         metrics = gr.Dataframe(
             value=[["-", "press Reconstruct"]],
             headers=["metric", "value"],
@@ -573,7 +704,7 @@ def build_app(
         empty = [None] * len(images)
 
         def failure(message: str) -> tuple:
-            gr.Warning(message)
+            """The error shown once, in the error box (no toast as well); every result area says why it is empty."""
             hide = gr.DownloadButton(visible=False)
             return (
                 None,
@@ -586,15 +717,35 @@ def build_app(
                 hide,
                 hide,
                 {"error": message},
+                hide,
+                gr.Slider(),
+                gr.Slider(),
+                None,
+            )
+
+        def views(entry: Entry, s: int, window: tuple[float, float], session: str | None) -> tuple:
+            """Images, metrics table, comparison PNG and k-space of slice ``s``."""
+            imgs = app.slice_images(entry, s, window)
+            panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
+            # one name per slice and window: a file being served is never rewritten under the server
+            name = f"{download_stem(entry)}_slice{s:03d}_window{window[0]:g}-{window[1]:g}.png"
+            png = comparison_png(panels, app.session_dir(session) / name)
+            outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
+            return (
+                *outs,
+                app.metrics_table(entry, s),
+                gr.DownloadButton(value=str(png), visible=True),
+                app.kspace_image(entry, s),
             )
 
         def reconstruct(path, mask_type_v, acc_v, trigger_v, tta_v, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             if not path:
                 return failure("choose a .h5 k-space file (upload one or click an example) first")
             name = Path(path).name
+            session = request.session_hash if request else None
             try:
                 entry, cached = app.load_and_reconstruct(path, mask_type_v, acc_v, trigger_v, tta_v, progress)
-                h5, archive = write_downloads(entry, app.session_dir(request.session_hash if request else None))
+                h5, archive = write_downloads(entry, app.session_dir(session))
             except InvalidInputError as err:
                 return failure(f"{Path(err.path).name}: {err.problem}")
             except (ValueError, TypeError) as err:
@@ -603,35 +754,35 @@ def build_app(
                 log.exception("reconstruction of %s failed", name)
                 return failure(f"{name}: reconstruction failed ({type(err).__name__}); see the server log")
             n = entry.result.recon.shape[0]
+            *imgs, table, png, kspace = views(entry, n // 2, (0.0, 100.0), session)
             return (
                 entry.key,
                 gr.Markdown("", visible=False),
                 app.summary(entry, cached),
                 gr.Slider(minimum=0, maximum=max(n - 1, 1), value=n // 2, step=1, interactive=n > 1),
-                *empty,
+                *imgs,
                 mask_image(entry.result.mask),
-                None,
+                table,
                 gr.DownloadButton(value=str(h5), visible=True),
                 gr.DownloadButton(value=str(archive), visible=True),
                 app.details(entry, cached),
+                png,
+                gr.Slider(value=0),  # a new volume starts with the full window
+                gr.Slider(value=100),
+                kspace,
             )
 
-        def render(key, s, request: gr.Request):
+        def render(key, s, black_v, white_v, request: gr.Request):
             entry = app.cache.get(key)
             if entry is None:
-                return (*empty, None, gr.DownloadButton(visible=False))
-            s = int(s or 0)
-            imgs = app.slice_images(entry, s)
-            panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
-            png = comparison_png(
-                panels,
-                app.session_dir(request.session_hash if request else None) / f"{download_stem(entry)}_slice{s:03d}.png",
-            )
-            outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
-            return (*outs, app.metrics_table(entry, s), gr.DownloadButton(value=str(png), visible=True))
+                note = [["-", "no reconstruction shown: press Reconstruct (results of idle sessions are dropped)"]]
+                return (*[gr.skip()] * len(images), note, gr.DownloadButton(visible=False), gr.skip())
+            window = (float(black_v if black_v is not None else 0), float(white_v if white_v is not None else 100))
+            return views(entry, int(s or 0), window, request.session_hash if request else None)
 
-        recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details]
-        render_outputs = [*images, metrics, dl_png]
+        recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details,
+                         dl_png, black, white, kspace_img]  # fmt: skip
+        render_outputs = [*images, metrics, dl_png, kspace_img]
         gate_ok = gr.State(True)  # API callers skip the gate (the queued step re-checks); the page sets it
 
         def gate(path):
@@ -648,7 +799,7 @@ def build_app(
             return True, *[gr.skip()] * len(recon_outputs)
 
         def reconstruct_checked(ok, path, mask_v, acc_v, trigger_v, tta_v, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-            if not ok:  # refused by the gate: nothing to do
+            if not ok:  # refused by the gate: its message is already shown
                 return tuple(gr.skip() for _ in recon_outputs)
             return reconstruct(path, mask_v, acc_v, trigger_v, tta_v, request, progress)
 
@@ -658,14 +809,49 @@ def build_app(
             recon_outputs,
             api_name="reconstruct",
             concurrency_limit=1,
-        ).then(render, [key_state, slider], render_outputs, api_name="render_after", api_visibility="private")
+        )
+        render_inputs = [key_state, slider, black, white]
         slider.input(
-            render,
+            render, render_inputs, render_outputs, api_name="render", trigger_mode="always_last", show_progress="hidden"
+        )
+
+        def render_window(key, s, black_v, white_v, request: gr.Request):
+            """Window/level changes only the grey panels: the error map, the k-space view and the metrics
+            are not sent again (Gradio rewrites an identical image's cache file in place, which can cut
+            short a download of it that is still running)."""
+            *imgs, error_map, table, png, kspace = render(key, s, black_v, white_v, request)
+            return (*imgs, gr.skip(), gr.skip(), png, gr.skip())
+
+        for control in (black, white):
+            control.input(
+                render_window, render_inputs, render_outputs, api_visibility="private", trigger_mode="always_last",
+                show_progress="hidden",
+            )  # fmt: skip
+
+        def slice_checks(key, s):
+            entry = app.cache.get(key)
+            if entry is None:
+                return "No reconstruction to check: press Reconstruct first.", None, None, None
+            try:
+                text, measured, heldout, montage = app.slice_checks(entry, int(s or 0))
+            except InvalidInputError as err:
+                return _error_box(f"{Path(err.path).name}: {err.problem}"), None, None, None
+            except Exception as err:  # e.g. ESPIRiT without a calibration region; keep serving
+                log.exception("slice checks failed")
+                return _error_box(f"the checks failed ({type(err).__name__}: {err})"), None, None, None
+            return (
+                text,
+                None if measured is None else upscale(measured),
+                None if heldout is None else upscale(heldout),
+                montage,
+            )
+
+        check.click(
+            slice_checks,
             [key_state, slider],
-            render_outputs,
-            api_name="render",
-            trigger_mode="always_last",
-            show_progress="hidden",
+            [check_text, residual_measured, residual_heldout, coils],
+            api_name="check",
+            concurrency_limit=1,
         )
 
         def drop_session(request: gr.Request) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 TMP_PREFIX = ".mrirecon-"
@@ -22,6 +24,28 @@ def temp_path(folder: str | os.PathLike, suffix: str = "") -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def default_file_mode() -> int:
+    """The mode a plainly created file gets (0644 under the usual umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """``write(temporary name)`` next to ``path``, then rename into place with the normal file mode
+    (mkstemp and the safetensors writer create files readable by their owner only)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -83,5 +107,6 @@ def failure_line(path: str | os.PathLike, err: BaseException, verbose: bool = Fa
         text = f"{type(err).__name__}: {text}"
     line = f"FAILED {text}" if text.startswith(f"{path}:") else f"FAILED {path}: {text}"
     if verbose:
-        line += "\n" + "".join(traceback.format_exception(err)).rstrip()
+        detail = getattr(err, "detail", None)  # the library's own message (InvalidInputError)
+        line += (f"\n  ({detail})" if detail else "") + "\n" + "".join(traceback.format_exception(err)).rstrip()
     return line

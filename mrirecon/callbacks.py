@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import platform
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
 import torch
@@ -72,3 +73,49 @@ class ExportCodec(L.Callback):
     def write(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
         if trainer.is_global_zero:
             save_codec(self.export_dir(trainer), pl_module.net, self.net_config, dtype=self.dtype, **self.card)
+
+
+class LineProgress(L.Callback):
+    """Lightning progress for log files: every ``every_n_steps`` optimiser steps one line
+    ``epoch E/N step S/T loss L, X it/s, elapsed M:SS``, plus one line per finished validation."""
+
+    def __init__(self, every_n_steps: int = 10, stream: TextIO | None = None) -> None:
+        self.every_n_steps = max(1, int(every_n_steps))
+        self.stream = stream
+        self._t0 = time.perf_counter()
+        self._last = (0, self._t0)
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream if self.stream is not None else sys.stderr, flush=True)
+
+    def _elapsed(self) -> str:
+        seconds = int(time.perf_counter() - self._t0)
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+        self._last = (trainer.global_step, self._t0)
+        total = trainer.estimated_stepping_batches
+        self._print(f"training: {trainer.max_epochs} epochs, {total} steps; a line every {self.every_n_steps} steps")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:  # fmt: skip
+        step = trainer.global_step
+        if step == 0 or step % self.every_n_steps:
+            return
+        now = time.perf_counter()
+        rate = (step - self._last[0]) / max(now - self._last[1], 1e-9)
+        self._last = (step, now)
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        loss_text = f"loss {float(loss):.4f}, " if loss is not None else ""
+        self._print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {step}/{trainer.estimated_stepping_batches} "
+            f"{loss_text}{rate:.2f} it/s, elapsed {self._elapsed()}"
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val")}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+        self._print(f"validation after epoch {trainer.current_epoch + 1}: {shown or 'done'}, elapsed {self._elapsed()}")

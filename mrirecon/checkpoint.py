@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from .assets import asset
+from .batch import write_atomically
 
 CARD = "card.json"
 WEIGHTS = "codec.safetensors"
@@ -31,14 +31,7 @@ def _sha256(path: Path) -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, write)
 
 
 def net_state(net: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:

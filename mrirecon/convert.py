@@ -508,7 +508,8 @@ def _run_one(fn: Callable[..., Any], args: tuple, kwargs: dict, verbose: bool = 
         elif not isinstance(exc, H5InputError | dicom.DicomInputError):
             msg = f"{type(exc).__name__}: {msg}"
         if verbose:
-            msg += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+            detail = getattr(exc, "detail", None)  # the library's own words (InvalidInputError)
+            msg += (f"\n  ({detail})" if detail else "") + "\n" + "".join(traceback.format_exception(exc)).rstrip()
         return msg
     return None
 
@@ -517,13 +518,13 @@ def _report(summary: Summary, name: str, problem: str, bar: Any) -> None:
     summary.failed += 1
     line = f"FAILED {name}: {problem}"
     summary.failures.append(line)
-    bar.write(line, file=sys.stderr)
+    bar.write(line)
 
 
 def _run_batch(
     tasks: list[_Task], *, workers: int, overwrite: bool, label: str, summary: Summary, verbose: bool = False
 ) -> Summary:
-    from tqdm.auto import tqdm
+    from .progress import Progress
 
     todo = []
     for task in tasks:
@@ -531,19 +532,19 @@ def _run_batch(
             summary.skipped += 1
         else:
             todo.append(task)
-    with tqdm(total=len(todo), desc=label, unit="item", file=sys.stderr, disable=None) as bar:
+    with Progress(label) as bar:  # a bar on a terminal, "<label>: item 3/10, 4.2 s" lines in a log
         if workers <= 1 or len(todo) <= 1:
-            for task in todo:
+            for done, task in enumerate(todo, 1):
                 problem = _run_one(task.fn, task.args, task.kwargs, verbose)
                 if problem is None:
                     summary.converted += 1
                 else:
                     _report(summary, task.name, problem, bar)
-                bar.update()
+                bar("item", done, len(todo))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(_run_one, t.fn, t.args, t.kwargs, verbose): t for t in todo}
-                for fut in as_completed(futures):
+                for done, fut in enumerate(as_completed(futures), 1):
                     task = futures[fut]
                     try:
                         problem = fut.result()
@@ -553,7 +554,7 @@ def _run_batch(
                         summary.converted += 1
                     else:
                         _report(summary, task.name, problem, bar)
-                    bar.update()
+                    bar("item", done, len(todo))
     return summary
 
 

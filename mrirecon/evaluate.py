@@ -17,8 +17,9 @@ e.g. ``ours-off=codecs/default:trigger=off``; classical methods take options the
 ``l1-wavelet`` and ``bart`` per acceleration on a validation folder and writes them to ``--tuned FILE``;
 ``--tuned FILE`` alone reads them (:mod:`mrirecon.tuning`); the tables print the λ and crop used.
 Scores follow fastMRI (``mrirecon.metrics``). Writes
-``OUT.md`` (a table per acceleration), ``OUT.csv`` (method x acceleration) and ``OUT_per_volume.csv``.
-A bad input file is reported in one line and skipped; the exit code is then 1.
+into the folder ``OUT``: ``summary.md`` (a table per acceleration), ``summary.csv`` (method x
+acceleration) and ``per_volume.csv`` (and ``tuned.json`` from ``--tune-on``); one progress line per file
+when the output is not a terminal. A bad input file is reported in one line and skipped; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .data import (
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
+from .progress import Progress
 
 CLASSICAL_METHODS = ("zero-filled", "sense", "l1-wavelet", "bart")
 SIGPY_METHODS = ("sense", "l1-wavelet")  # share one sigpy ESPIRiT calibration per slice
@@ -461,11 +463,13 @@ def iter_results(
     notes: set[str] | None = None,
     described: dict[str, str] | None = None,
     tuned: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one per-volume row per (file, acceleration, method); bad files go to ``on_error``
     (default: raise), solver warnings to ``notes``, one line per method to ``described``.
     ``max_volumes`` counts files per acceleration. ``tuned``: parameters chosen on a validation
-    split (:func:`mrirecon.tuning.load_tuned`), applied per acceleration under explicit overrides."""
+    split (:func:`mrirecon.tuning.load_tuned`), applied per acceleration under explicit overrides.
+    ``progress("file", done, total)`` after every file."""
     data = Path(data)
     truth = Path(truth) if truth is not None else None
     if not data.is_dir():
@@ -495,9 +499,11 @@ def iter_results(
     counts = dict.fromkeys(accelerations, 0)
     warmed: set[str] = set()
     try:
-        for path in files:
+        for number, path in enumerate(files, 1):
             if max_volumes is not None and all(n >= max_volumes for n in counts.values()):
                 break
+            if progress is not None and number > 1:
+                progress("file", number - 1, len(files))
             try:
                 cases = load_cases(path, truth, accelerations, mask_type, max_slices_per_volume)
                 cases = [c for c in cases if max_volumes is None or counts[c.acceleration] < max_volumes]
@@ -514,6 +520,8 @@ def iter_results(
                 if isinstance(err, UsageError) or on_error is None:
                     raise
                 on_error(f"{path}: {type(err).__name__}: {err}")
+        if progress is not None:
+            progress("file", len(files), len(files))
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -600,6 +608,7 @@ def evaluate(
     batch_size: int = 4,
     on_error: Callable[[str], None] | None = None,
     tuned: dict[str, Any] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``methods`` on every volume of ``data`` -> one row per (method, acceleration).
 
@@ -608,6 +617,7 @@ def evaluate(
     methods; NaN otherwise) and ``tuned`` (those chosen on a validation split: ``lamda+crop``). ``df.attrs`` holds
     ``per_volume`` (a DataFrame), ``errors`` (one line per skipped file) and ``notes``.
     Methods as in :func:`parse_method`, e.g. ``["zero-filled", "sense", "ours=runs/tiny/codec"]``.
+    ``progress("file", done, total)`` after every file.
     """
     errors: list[str] = []
 
@@ -634,6 +644,7 @@ def evaluate(
             notes=notes,
             described=described,
             tuned=tuned,
+            progress=progress,
         ),
         columns=[
             "method",
@@ -759,9 +770,13 @@ def _atomic_write_text(path: Path, text: str) -> None:
             os.remove(tmp)
 
 
+OUTPUT_NAMES = ("summary.md", "summary.csv", "per_volume.csv")
+
+
 def write_outputs(summary: pd.DataFrame, out: Path, header: str, mask_type: str) -> list[Path]:
-    """``out.md``, ``out.csv``, ``out_per_volume.csv`` (each written atomically)."""
-    paths = [out.with_name(out.name + ext) for ext in (".md", ".csv", "_per_volume.csv")]
+    """``out/summary.md``, ``out/summary.csv``, ``out/per_volume.csv`` (each written atomically; the
+    folder is created)."""
+    paths = [out / name for name in OUTPUT_NAMES]
     _atomic_write_text(paths[0], markdown(summary, header, mask_type))
     _atomic_write_text(paths[1], summary.to_csv(index=False, float_format="%.6g"))
     _atomic_write_text(paths[2], summary.attrs["per_volume"].to_csv(index=False, float_format="%.6g"))
@@ -802,7 +817,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-volumes", type=int, default=None, help="files per acceleration (name order)")
     parser.add_argument("--max-slices-per-volume", type=int, default=None, help="the central K slices")
     parser.add_argument("--batch-size", type=int, default=4, help="slices per forward pass (learned methods)")
-    parser.add_argument("--out", type=Path, default=Path("results/evaluation"), help="output prefix")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results/evaluation"),
+        help="output folder: summary.md, summary.csv, per_volume.csv (and tuned.json with --tune-on)",
+    )
     parser.add_argument(
         "--tune-on",
         type=Path,
@@ -816,11 +836,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="FILE",
-        help="JSON of validation-chosen λ / crop (read; written by --tune-on, default OUT_tuned.json)",
+        help="JSON of validation-chosen λ / crop (read; written by --tune-on, default OUT/tuned.json)",
     )
     parser.add_argument("--tune-max-volumes", type=int, default=None, help="validation files per acceleration")
     parser.add_argument("--tune-max-slices", type=int, default=None, help="central validation slices per file")
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; --out names a folder (it was a file prefix before)", file=sys.stderr)
+        return 2
 
     def report(msg: str) -> None:
         print(f"SKIPPED {msg}", file=sys.stderr)
@@ -840,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             on_error=report,
             tuned=tuned,
+            progress=Progress("evaluate"),
         )
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -880,7 +904,7 @@ def _tuned_for(args: argparse.Namespace, report: Callable[[str], None]) -> dict[
         max_slices_per_volume=args.tune_max_slices,
         on_error=report,
     )
-    path = save_tuned(record, args.tuned or args.out.with_name(args.out.name + "_tuned.json"))
+    path = save_tuned(record, args.tuned or args.out / "tuned.json")
     print(f"tuned on {args.tune_on}: {json.dumps(record['chosen'])} -> {path}")
     return record
 

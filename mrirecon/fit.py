@@ -2,7 +2,12 @@
 
 LightningCLI over :class:`mrirecon.module.ReconModule` (any network, given by ``model.net.class_path``)
 and :class:`mrirecon.data.datamodule.FastMRIDataModule`. After ``fit`` the best codec (by validation
-SSIM) is exported as ``codec.safetensors`` + ``card.json`` and scored on the test split.
+SSIM) is exported as ``codec.safetensors`` + ``card.json`` and scored on the test split, then the test
+split is scored once per acceleration with the evaluation harness, zero-filled beside the codec (the
+table the README's numbers come from).
+
+Output that is not a terminal (``make fit > log 2>&1``) gets one progress line every
+``log_every_n_steps`` steps instead of the rich bar. The loggers of one run share one version folder.
 
 ``--ckpt_path`` takes a local file only (no URL) and is always loaded with ``weights_only=True``
 (``--weights_only false`` is refused); every ``class_path`` in its hyper-parameters must name a class
@@ -12,16 +17,21 @@ of this package, checked before anything is imported.
 from __future__ import annotations
 
 import re
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from .callbacks import ExportCodec, plain_summary
 from .checkpoint import UnsafeCheckpointError, check_class_path
 from .data.datamodule import FastMRIDataModule
 from .module import ReconModule
+from .progress import is_terminal
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 
@@ -78,8 +88,23 @@ class ReconCLI(LightningCLI):
                 cfg["weights_only"] = True
         super()._parse_ckpt_path()
 
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = cfg.get("trainer")
+        if trainer is None:
+            return
+        use_line_progress(trainer, is_terminal(sys.stderr))
+        share_logger_version(trainer)
+
     def before_fit(self) -> None:
         cfg = self.config[self.subcommand]
+        backbone = getattr(self.model.net, "backbone", None)
+        if backbone is not None and self.trainer.is_global_zero:
+            print(
+                f"note: the backbone ({sum(1 for _ in backbone.modules())} modules) is frozen and stays in eval mode "
+                "on purpose; only the codecs train",
+                file=sys.stderr,
+            )
         for cb in self.trainer.callbacks:
             if isinstance(cb, ExportCodec):
                 cb.net_config = cfg.model.net.as_dict()
@@ -95,25 +120,80 @@ class ReconCLI(LightningCLI):
             export.card["metrics"]["test"] = plain_summary(test)
             export.write(self.trainer, self.model)
             if self.trainer.is_global_zero:
-                _print_table(test, export.export_dir(self.trainer))
+                data = self.config[self.subcommand].data
+                print_test_tables(
+                    Path(data.data_path) / data.get("test_split", "test"),
+                    export.export_dir(self.trainer),
+                    data.get("accelerations") or [4, 8],
+                    data.get("mask_type", "equispaced_fraction"),
+                    str(self.model.device),
+                )
 
 
-def _print_table(summary: dict[str, Any], where: Path) -> None:
+def use_line_progress(trainer: Namespace, terminal: bool) -> None:
+    """Off a terminal: the progress bar callbacks give way to :class:`~mrirecon.callbacks.LineProgress`
+    (a line every ``log_every_n_steps`` steps). Nothing changes when progress is switched off."""
+    if terminal or trainer.get("enable_progress_bar") is False:
+        return
+    callbacks = [c for c in (trainer.get("callbacks") or []) if not _class_path(c).endswith("ProgressBar")]
+    every = trainer.get("log_every_n_steps") or 50
+    callbacks.append(Namespace(class_path="mrirecon.callbacks.LineProgress", init_args=Namespace(every_n_steps=every)))
+    trainer.callbacks = callbacks
+    trainer.enable_progress_bar = False
+
+
+def _class_path(item: Any) -> str:
+    return str(item.get("class_path", "")) if isinstance(item, dict | Namespace) else type(item).__name__
+
+
+def share_logger_version(trainer: Namespace) -> None:
+    """Give every logger of a run writing to the same ``save_dir/name`` one version number (without it
+    the CSV logs land in ``version_N`` and the TensorBoard logs in ``version_N+1``)."""
+    loggers = trainer.get("logger")
+    if not isinstance(loggers, list):
+        return
+    groups: dict[Path, list[Namespace]] = {}
+    for logger in loggers:
+        args = logger.get("init_args") if isinstance(logger, dict | Namespace) else None
+        if args is None or args.get("version") is not None or args.get("save_dir") is None:
+            continue
+        groups.setdefault(Path(args.save_dir) / str(args.get("name") or "lightning_logs"), []).append(args)
+    for folder, group in groups.items():
+        if len(group) < 2:
+            continue
+        taken = [int(p.name.split("_")[1]) for p in folder.glob("version_*") if p.name.split("_")[1].isdigit()]
+        version = max(taken, default=-1) + 1
+        for args in group:
+            args.version = version
+
+
+def print_test_tables(
+    test_dir: Path, codec: Path, accelerations: list[int], mask_type: str, device: str | None = None
+) -> None:
+    """The exported codec and zero-filled on every test file at each acceleration, one table per
+    acceleration (the evaluation harness's protocol and layout)."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"Test split, {summary['volumes']} volumes (fastMRI protocol)")
-    for col in ("volume", "SSIM", "PSNR", "NMSE"):
-        table.add_column(col)
-    for name, m in summary["per_volume"].items():
-        table.add_row(name, f"{m['SSIM']:.4f}", f"{m['PSNR']:.2f}", f"{m['NMSE']:.4f}")
-    table.add_row("mean", f"{summary['SSIM']:.4f}", f"{summary['PSNR']:.2f}", f"{summary['NMSE']:.4f}", style="bold")
-    Console().print(table)
-    Console().print(f"codec exported to {where}")
+    from .data import MASK_TYPES
+    from .evaluate import UsageError, evaluate, header_line, print_tables
+
+    if mask_type not in MASK_TYPES:  # e.g. "mixed" training masks: score with the harness default
+        mask_type = "equispaced_fraction"
+    try:
+        summary = evaluate(
+            test_dir, ["zero-filled", f"ours={codec}"], accelerations, mask_type=mask_type, device=device
+        )
+    except UsageError as err:  # e.g. a test split of test-format files without their truth folder
+        print(f"note: no per-acceleration test tables ({err})", file=sys.stderr)
+        return
+    print_tables(summary, header_line(summary, test_dir, None, device or "cpu"))
+    Console().print(f"codec exported to {codec}")
 
 
 def main(args: list[str] | None = None) -> ReconCLI:
     torch.set_float32_matmul_precision("high")
+    # The frozen backbone keeps itself in eval mode (FrozenBackbone.train); before_fit says so in one line.
+    warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode", PossibleUserWarning)
     return ReconCLI(
         ReconModule,
         FastMRIDataModule,

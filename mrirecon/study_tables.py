@@ -3,8 +3,9 @@
     python -m mrirecon.study_tables [RESULTS_DIR] [--prefix study] [--out RESULTS_DIR/study.md]
     python -m mrirecon.study_tables --training RUN_DIR --out RESULTS_DIR/study_s{SEED}_training.csv
 
-Reads ``RESULTS_DIR/PREFIX_s{SEED}_{test,shift}.csv`` (written by ``python -m mrirecon.evaluate``: one row per
-method and acceleration with ``NMSE``, ``PSNR``, ``SSIM``, ``s_per_slice``, ...); ``test`` is the
+Reads ``RESULTS_DIR/PREFIX_s{SEED}_{test,shift}/summary.csv`` (or the older flat
+``PREFIX_s{SEED}_{test,shift}.csv``), written by ``python -m mrirecon.evaluate``: one row per method
+and acceleration with ``NMSE``, ``PSNR``, ``SSIM``, ``s_per_slice``, ...; ``test`` is the
 in-distribution test split, ``shift`` the shift split of the simulated set; and, where present,
 ``PREFIX_s{SEED}_training.csv`` (epochs / steps / seconds of each codec, collected from the codec cards of one
 seed's run folder by the second form). Writes:
@@ -54,9 +55,16 @@ class ShiftRow:
 
 
 def load_study(directory: str | Path, prefix: str = "study") -> pd.DataFrame:
-    """Every ``PREFIX_s{SEED}_{SPLIT}.csv`` of ``directory`` in one frame with ``seed`` and ``split`` columns."""
-    pattern = re.compile(rf"^{re.escape(prefix)}_s(\d+)_({'|'.join(SPLITS)})\.csv$")
-    found = [(m, path) for path in Path(directory).glob(f"{prefix}_s*_*.csv") if (m := pattern.match(path.name))]
+    """Every ``PREFIX_s{SEED}_{SPLIT}/summary.csv`` (an ``evaluate --out`` folder) or older
+    ``PREFIX_s{SEED}_{SPLIT}.csv`` of ``directory`` in one frame with ``seed`` and ``split`` columns."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_s(\d+)_({'|'.join(SPLITS)})(\.csv)?$")
+    candidates = [*Path(directory).glob(f"{prefix}_s*_*.csv"), *Path(directory).glob(f"{prefix}_s*_*/summary.csv")]
+    found = [
+        (m, path)
+        for path in candidates
+        if (m := pattern.match(path.name if path.name != "summary.csv" else path.parent.name))
+        and (path.name == "summary.csv") != bool(m.group(3))
+    ]
     if not found:
         raise FileNotFoundError(f"no {prefix}_s<SEED>_<{'|'.join(SPLITS)}>.csv files in {directory}")
     found.sort(key=lambda mp: (list(SPLITS).index(mp[0].group(2)), int(mp[0].group(1))))  # test split first

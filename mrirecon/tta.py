@@ -12,6 +12,7 @@ the caller, not stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,11 +81,13 @@ def adapt(
     mask: np.ndarray,
     num_low_frequencies: int,
     cfg: TTAConfig,
+    on_step: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Tensor, TTAReport]:
     """Fit scan-level Trigger offsets on one volume.
 
     kspace: measured k-space [S,C,H,W,2] on the network's device (unsampled columns zero);
-    mask: bool [W]. Returns (offsets [num_trigger_layers, 4, r] for ``net(..., trigger_offsets=)``, report).
+    mask: bool [W]; ``on_step("adaptation step", step, cfg.steps)`` after every step.
+    Returns (offsets [num_trigger_layers, 4, r] for ``net(..., trigger_offsets=)``, report).
     """
     backbone = getattr(net, "backbone", None)
     layers = backbone.num_trigger_layers if backbone is not None else 0
@@ -128,6 +131,8 @@ def adapt(
         opt.step()
         current = stop_error(param.detach().expand(layers, -1, -1))
         history.append({"step": step, "loss_error": float(held.detach()), "stop_error": current})
+        if on_step is not None:
+            on_step("adaptation step", step, cfg.steps)
         if current < best:
             best, best_step = current, step
             best_offsets = param.detach().expand(layers, -1, -1).clone()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -103,9 +104,11 @@ def _reconstruct(client, path: Path, trigger: str = "token", tta: int = 0, accel
     out = client.predict(
         handle_file(str(path)), "equispaced_fraction", acceleration, trigger, tta, api_name="/reconstruct"
     )
-    # outputs: error box, summary, slider, 4 images, mask, metrics, h5, dicom, details (the State is not in the API)
-    return {"error": out[0], "summary": out[1], "slider": out[2], "mask": out[7], "h5": out[9], "dicom": out[10],
-            "details": out[11]}  # fmt: skip
+    # outputs: error box, summary, slider, 4 images, mask, metrics, h5, dicom, details, png, window black/white,
+    # k-space (the State is not in the API)
+    return {"error": out[0], "summary": out[1], "slider": out[2], "images": out[3:7], "mask": out[7],
+            "metrics": out[8], "h5": out[9], "dicom": out[10], "details": out[11], "png": out[12],
+            "kspace": out[15]}  # fmt: skip
 
 
 def _value(update):
@@ -154,7 +157,7 @@ def test_api_reconstructs_example_with_metrics_and_downloads(client):
     assert again["details"]["cached"] is True and again["details"]["metrics"] == details["metrics"]
 
     # moving the slider re-renders from the cache: per-slice metrics of slice 1
-    imgs = client.predict(1, api_name="/render")
+    imgs = client.predict(1, 0, 100, api_name="/render")
     table = imgs[4]
     assert "reconstruction, slice 1" in table["headers"] and [r[0] for r in table["data"]] == ["SSIM", "PSNR", "NMSE"]
     assert all(_value(i) for i in imgs[:4])  # zero-filled, recon, reference, error map
@@ -166,9 +169,29 @@ def test_api_test_format_keeps_its_mask_and_has_no_metrics(client):
     assert details["test_format"] is True and details["metrics"] is None
     assert details["settings"]["mask_type"] == "from file" and details["settings"]["trigger"] == "off"
     assert 3.5 < details["acceleration"] < 4.5  # the file's 4x mask, not the 8x asked for
-    imgs = client.predict(0, api_name="/render")
+    imgs = client.predict(0, 0, 100, api_name="/render")
     assert _value(imgs[0]) and _value(imgs[1])  # zero-filled and reconstruction
     assert imgs[2]["visible"] is False and imgs[3]["visible"] is False  # no reference, no error map
+    table = imgs[4]
+    assert "metrics need a fully sampled file" in str(table["data"])  # says why there are no numbers
+    assert Path(_value(imgs[6])).is_file()  # the measured k-space view
+
+
+def test_readme_gradio_client_example_returns_images_and_metrics(server):
+    """The README's one-line scripted use, verbatim: images come back as files and the metrics as a table."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    out = Client(server, verbose=False).predict(
+        handle_file(str(FULL)), "equispaced_fraction", 4, "token", 0, api_name="/reconstruct"
+    )
+    for panel in out[3:7]:  # zero-filled, reconstruction, reference, error map of the middle slice
+        with Image.open(_value(panel)) as im:
+            assert min(im.size) >= 128 and np.asarray(im).std() > 0
+    table = out[8]
+    assert [r[0] for r in table["data"]] == ["SSIM", "PSNR", "NMSE"] and "reconstruction, volume" in table["headers"]
+    assert all(c not in ("", None) for r in table["data"] for c in r)
+    assert Path(_value(out[12])).suffix == ".png" and Path(_value(out[15])).is_file()
 
 
 def test_api_bad_inputs_give_messages_and_the_app_keeps_serving(client, tmp_path):
@@ -178,6 +201,13 @@ def test_api_bad_inputs_give_messages_and_the_app_keeps_serving(client, tmp_path
     assert out["error"]["visible"] is True
     assert "corrupt.h5: not an HDF5 file" in out["error"]["value"] and "Traceback" not in out["error"]["value"]
     assert out["details"] == {"error": "corrupt.h5: not an HDF5 file"}
+    assert "no result" in str(out["metrics"]["data"])  # the empty table says why
+
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(FULL.read_bytes()[:200_000])
+    message = _reconstruct(client, truncated)["error"]["value"]
+    assert "truncated.h5: truncated or corrupt HDF5 file" in message and "copy or upload the complete file" in message
+    assert "sblock" not in message and "synchronously" not in message  # no h5py internals
 
     no_kspace = tmp_path / "no_kspace.h5"
     with h5py.File(no_kspace, "w") as hf:
@@ -207,6 +237,8 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     corrupt = tmp_path / "random.h5"
     corrupt.write_bytes(np.random.default_rng(1).bytes(2048))
+    truncated = tmp_path / "cut_short.h5"
+    truncated.write_bytes(FULL.read_bytes()[:200_000])
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -222,7 +254,6 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             page.locator("#reconstruct").click()
             for i in range(4):
                 page.wait_for_selector(f"#img-{i} img", timeout=60_000)
-            page.wait_for_selector("#mask img")
             metrics = page.locator("#metrics")
             sync_api.expect(metrics).to_contain_text("reconstruction, slice 2", timeout=15_000)
             sync_api.expect(metrics).to_contain_text("SSIM")
@@ -241,6 +272,48 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             )
             assert slider.input_value() == "3"
 
+            # panels are large, with a fullscreen (zoom) button; window/level changes the displayed image
+            box = page.locator("#img-1 img").bounding_box()
+            assert box and box["height"] >= 400, box
+            page.locator("#img-1").hover()
+            assert page.locator("#img-1 button[aria-label*='ull' i], #img-1 button[title*='ull' i]").count() >= 1
+            before = page.locator("#img-1 img").get_attribute("src")
+            white = page.locator("#window-white input[type=range]")
+            white.focus()
+            for _ in range(30):
+                page.keyboard.press("ArrowLeft")
+            page.wait_for_function(
+                "s => { const i = document.querySelector('#img-1 img'); return i && i.src !== s; }",
+                arg=before,
+                timeout=15_000,
+            )
+            # the k-space tab: log-magnitude k-space of the slice and the sampling mask
+            page.get_by_role("tab", name="k-space and mask").click()
+            page.wait_for_selector("#kspace img", timeout=15_000)
+            page.wait_for_selector("#mask img", timeout=15_000)
+            # the reference-free checks of the slice shown, and the coil maps
+            page.get_by_role("tab", name="Consistency and coil maps").click()
+            page.locator("#check").click()
+            sync_api.expect(page.locator("#check-text")).to_contain_text("held-out measured lines", timeout=60_000)
+            for view in ("residual-measured", "residual-heldout", "coils"):
+                page.wait_for_selector(f"#{view} img", timeout=15_000)
+
+            # progress moves per slice and per adaptation step on this 4-slice volume (not one jump at the end)
+            page.evaluate(
+                """() => { window.__seen = new Set();
+                new MutationObserver(() => {
+                    for (const m of document.body.innerText.matchAll(/(slice|adaptation step) \\d+\\/\\d+/g))
+                        window.__seen.add(m[0]);
+                }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
+            )
+            tta = page.locator("input[aria-label='number input for TTA steps (0 = off)']")
+            tta.fill("3")
+            tta.press("Enter")
+            page.locator("#reconstruct").click()
+            sync_api.expect(page.locator("#summary")).to_contain_text("Test-time adaptation", timeout=60_000)
+            seen = set(page.evaluate("() => [...window.__seen]"))
+            assert {"slice 1/4", "slice 2/4", "slice 3/4"} & seen and any("adaptation step" in t for t in seen), seen
+
             page.goto(server)  # a fresh page: upload a corrupt file
             page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
             sync_api.expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
@@ -249,6 +322,17 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
             sync_api.expect(error).to_be_visible(timeout=30_000)
             sync_api.expect(error).to_contain_text("random.h5: not an HDF5 file")
             assert "Traceback" not in page.content()
+            sync_api.expect(metrics).to_contain_text("no result: see the error above")  # says why it is empty
+
+            page.goto(server)  # a truncated upload: one readable message, shown once (no toast besides it)
+            page.locator("#kspace-file input[type=file]").set_input_files(str(truncated))
+            sync_api.expect(page.locator("#kspace-file")).to_contain_text("cut_short", timeout=15_000)
+            page.locator("#reconstruct").click()
+            sync_api.expect(error).to_contain_text("cut_short.h5: truncated or corrupt HDF5 file", timeout=30_000)
+            sync_api.expect(error).to_contain_text("copy or upload the complete file again")
+            page.wait_for_timeout(1000)  # a toast would have appeared by now
+            assert page.get_by_text("truncated or corrupt HDF5 file").count() == 1
+            assert "sblock" not in page.content() and "synchronously" not in page.content()
         finally:
             browser.close()
     with urllib.request.urlopen(server, timeout=5) as r:  # still serving
@@ -360,6 +444,50 @@ def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
     stripe = mask_image(np.array([1, 0, 0, 0] * 32, bool))
     inner = stripe[3:-3, 3:-3]
     assert inner.shape[1] >= 512 and abs((inner == 255).mean() - 0.25) < 1e-6 and (stripe[0] == 128).all()
+
+
+def test_progress_moves_per_slice_and_per_adaptation_step(checkpoint, tmp_path):
+    """A 2-slice volume gives a progress step per slice (not one step for the whole volume), and
+    test-time adaptation one per step; the summary shows the adaptation's before/after numbers."""
+    from mrirecon.app import MriApp
+
+    two = tmp_path / "two_slices.h5"
+    with h5py.File(FULL, "r") as src, h5py.File(two, "w") as dst:
+        dst["kspace"] = src["kspace"][:2]
+        dst["reconstruction_rss"] = src["reconstruction_rss"][:2]
+        dst["ismrmrd_header"] = src["ismrmrd_header"][()]
+    calls = []
+    app = MriApp(checkpoint, examples_dir=None, device="cpu")
+    try:
+        entry, _ = app.load_and_reconstruct(
+            str(two), "equispaced_fraction", 4, "token", 2, lambda v, desc=None, unit=None: calls.append((v, desc))
+        )
+        slices = [v for v, desc in calls if desc and desc.startswith("slice")]
+        assert slices == [(0, 2), (1, 2), (2, 2)]
+        steps = [v for v, desc in calls if desc and desc.startswith("adaptation step")]
+        assert steps and steps[0] == (1, 2)
+        assert calls.index(((1, 2), "adaptation step 1/2")) < calls.index(((1, 2), "slice 1/2"))  # adapt first
+        text = app.summary(entry, False)
+        assert "Test-time adaptation" in text and "before" in text and "after" in text
+        k = app.kspace_image(entry, 1)
+        assert k.dtype == np.uint8 and k.shape == entry.kspace_log.shape[1:]
+        dark = k.max(axis=0) == 0  # columns never acquired are black
+        assert abs(dark.mean() - (1 - entry.result.mask.mean())) < 0.02
+        text, measured, heldout, montage = app.slice_checks(entry, 1)  # reference-free checks of slice 1
+        assert "Residual on the measured lines" in text and "held-out measured lines" in text
+        numbers = [float(x) for x in re.findall(r": (\d+\.\d{4})", text)]
+        assert len(numbers) == 2 and all(np.isfinite(numbers)) and numbers[1] > 0
+        assert measured.shape == heldout.shape == (128, 128)  # k-space after the readout crop to the target
+        unmeasured = ~entry.result.mask
+        assert (heldout[:, unmeasured] == 0).all() and heldout.max() > 0  # only on held-out measured lines
+        with h5py.File(two) as hf:
+            coils = hf["kspace"].shape[1]
+        side = int(np.ceil(np.sqrt(coils)))
+        assert montage.dtype == np.uint8 and montage.shape == (-(-coils // side) * 128, side * 128)
+        full, narrow = (app.slice_images(entry, 0, w)["reconstruction"] for w in ((0, 100), (0, 20)))
+        assert narrow.mean() > full.mean() and (narrow == 255).mean() > (full == 255).mean()  # window/level
+    finally:
+        app.close()
 
 
 def test_hostile_upload_refused_before_queueing(checkpoint, tmp_path):

@@ -93,11 +93,11 @@ def test_harness_runs_bart_on_tiny_file(synth_root, tmp_path):
     argv += ["--accelerations", "4", "8", "--max-volumes", "1", "--max-slices-per-volume", "1", "--workers", "2"]
     argv += ["--method", "zero-filled", "--method", "bart", "--method", "bart-alt=bart:lamda=0.03,crop=0.5"]
     assert main([*argv, "--out", str(out)]) == 0
-    summary = pd.read_csv(out.with_name("bart.csv")).set_index(["method", "acceleration"])
+    summary = pd.read_csv(out / "summary.csv").set_index(["method", "acceleration"])
     assert sorted(summary.index.get_level_values("acceleration").unique()) == [4, 8]
     assert summary.loc[("bart-alt", 4), "lamda"] == 0.03 and summary.loc[("bart-alt", 4), "crop"] == 0.5
     assert summary.loc[("bart", 4), "lamda"] == 0.001  # the function default when not tuned
     assert (summary.loc["bart", "maps_s_per_slice"] > 0).all()
     assert (summary.loc["bart", "SSIM"] > summary.loc["zero-filled", "SSIM"]).all()
-    md = out.with_name("bart.md").read_text()
+    md = (out / "summary.md").read_text()
     assert "bart ecalib -m1" in md and "BART v" in md

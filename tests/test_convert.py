@@ -183,6 +183,9 @@ def test_bad_h5_inputs_reported_and_skipped(tmp_path, capsys):
     for name, problem in expected.items():
         line = lines[str(src / name)]
         assert problem in line, line
+    assert "copy or upload the complete file again" in lines[str(src / "truncated.h5")]
+    assert "eof" not in lines[str(src / "truncated.h5")]  # h5py's internals only with --verbose
+    assert "h5-to-dicom: item 7/7" in err  # progress lines off a terminal
     [folder] = (tmp_path / "dcm").iterdir()
     assert folder.name == dicom.pseudonym("output", str((src / "good.h5").resolve()))
     [series] = dicom.read_series(folder)

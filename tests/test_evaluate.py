@@ -65,8 +65,8 @@ def fully_sampled(synth_root, codec, tmp_path_factory):
 def test_cli_tables_and_rows(fully_sampled):
     rc, out = fully_sampled
     assert rc == 0
-    summary = pd.read_csv(out.with_name("full.csv"))
-    per_volume = pd.read_csv(out.with_name("full_per_volume.csv"))
+    summary = pd.read_csv(out / "summary.csv")
+    per_volume = pd.read_csv(out / "per_volume.csv")
     assert list(summary["method"]) == ["zero-filled", "sense", "sense0", "ours"]
     assert (summary["acceleration"] == 4).all() and (summary["volumes"] == 2).all() and (summary["slices"] == 2).all()
     assert len(per_volume) == 8 and set(per_volume["volume"]) == {"synth_test_000.h5", "synth_test_001.h5"}
@@ -75,7 +75,7 @@ def test_cli_tables_and_rows(fully_sampled):
     maps = summary.set_index("method")["maps_s_per_slice"]
     assert maps["sense"] == maps["sense0"] > 0 and maps["zero-filled"] == 0
     assert (summary.set_index("method").loc[["sense", "sense0"], "s_per_slice"] > maps["sense"]).all()
-    md = out.with_name("full.md").read_text()
+    md = (out / "summary.md").read_text()
     assert "## 4x" in md and "## 8x" not in md
     assert "4x: 2 volumes / 2 slices" in md and "machine:" in md
     assert md.count("| ours |") == 1 and "| zero-filled | 0.0" in md
@@ -87,7 +87,7 @@ def test_scores_match_direct_fastmri_protocol(fully_sampled, synth_root, codec):
     """Zero-filled and the codec scored by the harness = volume_metrics of the same reconstructions,
     with the mask the Reconstructor draws for the file (fastMRI's per-file seed)."""
     _, out = fully_sampled
-    per_volume = pd.read_csv(out.with_name("full_per_volume.csv")).set_index(["method", "volume"])
+    per_volume = pd.read_csv(out / "per_volume.csv").set_index(["method", "volume"])
     rec = Reconstructor.from_checkpoint(codec, device="cpu")
     for path in sorted((synth_root / "test").glob("*.h5")):
         full = read_volume(path)  # the harness ran the central slice (index 0 of 2)
@@ -104,7 +104,7 @@ def test_scores_match_direct_fastmri_protocol(fully_sampled, synth_root, codec):
 
 def test_sense_beats_zero_filled_at_4x(fully_sampled):
     _, out = fully_sampled
-    s = pd.read_csv(out.with_name("full.csv")).set_index("method")
+    s = pd.read_csv(out / "summary.csv").set_index("method")
     zf, sense, sense0 = s.loc["zero-filled"], s.loc["sense"], s.loc["sense0"]
     assert zf["SSIM"] < 0.7 and zf["PSNR"] < 24  # the 4x task is not trivial
     # ESPIRiT maps kept in the background (crop 0): SSIM and PSNR above zero-filled
@@ -161,9 +161,11 @@ def test_bad_file_and_missing_truth_are_skipped(synth_root, tmp_path, capsys):
     assert any(str(data / "corrupt_acc4.h5") in line for line in skipped)
     missing = next(line for line in skipped if "synth_test_001" in line)
     assert str(truth / "synth_test_001_acc4.h5") in missing and str(data / "synth_test_001_acc4.h5") in missing
-    per_volume = pd.read_csv(out.with_name("bad_per_volume.csv"))
+    per_volume = pd.read_csv(out / "per_volume.csv")
     assert list(per_volume["volume"]) == [good]
-    assert "Skipped:" in out.with_name("bad.md").read_text()
+    assert "Skipped:" in (out / "summary.md").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["per_volume.csv", "summary.csv", "summary.md"]  # a folder
+    assert any(line.startswith("evaluate: file ") for line in err)  # progress lines off a terminal
     # a test-format folder without --truth is a usage error
     assert main(["--data", str(data), "--method", "zero-filled", "--out", str(out)]) == 2
 
@@ -208,4 +210,4 @@ def test_hostile_files_are_skipped_and_nothing_outside_is_read(synth_root, tmp_p
     assert rc == 1 and len(skipped) == 2
     assert any("link.h5" in line and "link to another file" in line for line in skipped)
     assert any("tiny.h5" in line and "too small" in line for line in skipped)
-    assert list(pd.read_csv(out.with_name("hostile_per_volume.csv"))["volume"]) == [good.name]
+    assert list(pd.read_csv(out / "per_volume.csv")["volume"]) == [good.name]

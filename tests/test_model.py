@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import h5py
@@ -151,6 +153,49 @@ def test_fit_keeps_backbone_bit_identical_and_exports(synth_root, tmp_path):
     assert pred.trainer.predict_loop.predictions is not None
 
 
+def test_fit_off_a_terminal_prints_progress_lines_one_log_folder_and_tables(synth_root, tmp_path, capsys):
+    """``make fit > log``: progress lines, CSV and TensorBoard logs in one version folder, a 0644 codec, no
+    eval-mode warning, and the test table once per acceleration with zero-filled beside the codec."""
+    import warnings
+
+    logs = tmp_path / "logs"
+    (logs / "run" / "version_0").mkdir(parents=True)  # an earlier run: this one must take version_1
+    args = _fit_args(tmp_path, synth_root, ["--trainer.max_epochs=1", "--trainer.log_every_n_steps=1"])
+    args = [a for a in args if a not in ("--trainer.logger=false", "--trainer.enable_progress_bar=false")]
+    args = [a for a in args if a != "--trainer.callbacks=[]"] + [
+        "--trainer.callbacks=[]",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.RichProgressBar",
+        "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+        f"--trainer.callbacks.dirpath={tmp_path / 'codec'}",
+        f'--trainer.logger=[{{"class_path": "lightning.pytorch.loggers.CSVLogger", '
+        f'"init_args": {{"save_dir": "{logs}", "name": "run"}}}}, '
+        f'{{"class_path": "lightning.pytorch.loggers.TensorBoardLogger", '
+        f'"init_args": {{"save_dir": "{logs}", "name": "run"}}}}]',
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_main(["fit", *args])
+    out = capsys.readouterr()
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert "frozen and stays in eval mode on purpose" in out.err
+    assert re.search(r"epoch 1/1 step 1/2 loss \d\.\d+, [\d.]+ it/s, elapsed 0:\d\d", out.err), out.err
+    assert "validation after epoch 1: val_loss" in out.err
+    assert sorted(p.name for p in (logs / "run").iterdir()) == ["version_0", "version_1"]
+    one = logs / "run" / "version_1"
+    assert (one / "metrics.csv").is_file() and list(one.glob("events.out.tfevents.*"))
+    for name in ("codec.safetensors", "card.json"):
+        assert ((tmp_path / "codec" / name).stat().st_mode & 0o777) == 0o644 & ~_umask()
+    for acc in ("4x", "8x"):
+        table = out.out[out.out.index(f"{acc} (fastMRI protocol)") :]
+        assert "zero-filled" in table.split("ours")[0] and "ours" in table
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):
     net = ReconModel(**SMALL, patch_size=16)
     save_codec(tmp_path / "c", net, {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL}})
@@ -167,6 +212,9 @@ def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):
     )
     err = capsys.readouterr()
     assert code == 1 and "broken.h5" in err.err and "reconstructed 3, skipped 0, failed 1" in err.out
+    # off a terminal: one progress line per slice and per file
+    assert re.search(r"reconstructing \S+\.h5: slice 1/\d+, [\d.]+ s", err.err), err.err
+    assert "reconstruct: file 4/4" in err.err
     outs = sorted((tmp_path / "out").glob("*.h5"))
     assert len(outs) == 3
     with h5py.File(outs[0]) as hf:

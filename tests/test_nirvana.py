@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     a, b = load_file(DATA / "model.safetensors"), load_file(tmp_path / "copy" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "copy" / "config.json").read_text())["transformers_version"] == "4.52.4"
+    for name in ("model.safetensors", "config.json"):  # a normal file mode, not mkstemp's owner-only 0600
+        mode = (tmp_path / "copy" / name).stat().st_mode & 0o777
+        assert mode & 0o044 == 0o044 & ~_umask(), oct(mode)
     # a tied model drops the head on save and ties it again on load
     tied = _tiny_random(dtype=torch.float32)
     tied.config.tie_word_embeddings = True
@@ -226,3 +230,9 @@ def test_model_accepts_ids_or_embeds_not_both():
     with pytest.raises(ValueError, match="exactly one"):
         model(input_ids=torch.zeros(1, 2, dtype=torch.long), inputs_embeds=torch.zeros(1, 2, 128))
     assert model(input_ids=torch.zeros(1, 3, dtype=torch.long)).last_hidden_state.shape == (1, 3, 128)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -82,14 +82,14 @@ def test_cli_tunes_writes_json_and_tables_print_lambda(synth_root, tmp_path, mon
     assert main([*argv, "--out", str(out)]) == 0
     record = json.loads(tuned.read_text())
     assert set(record["chosen"]["sense"]) == {"4", "8"}
-    summary = pd.read_csv(out.with_name("run.csv")).set_index(["method", "acceleration"])
+    summary = pd.read_csv(out / "summary.csv").set_index(["method", "acceleration"])
     for acc in (4, 8):  # per-acceleration rows carry the validation choice; explicit options win
         chosen = record["chosen"]["sense"][str(acc)]
         assert summary.loc[("sense", acc), "lamda"] == chosen["lamda"]
         assert summary.loc[("sense", acc), "crop"] == chosen["crop"]
         assert summary.loc[("sense", acc), "tuned"] == "lamda+crop"
         assert summary.loc[("s0", acc), "crop"] == 0 and summary.loc[("s0", acc), "tuned"] == "lamda"
-    md = out.with_name("run.md").read_text()
+    md = (out / "summary.md").read_text()
     assert "## 4x" in md and "## 8x" in md and "| λ | ESPIRiT crop |" in md
     sense_rows = [line for line in md.splitlines() if line.startswith("| sense |")]
     assert len(sense_rows) == 2 and all("(val)" in line for line in sense_rows)
@@ -98,8 +98,8 @@ def test_cli_tunes_writes_json_and_tables_print_lambda(synth_root, tmp_path, mon
     again = tmp_path / "again"
     assert main([*argv[:-4], "--tuned", str(tuned), "--out", str(again)]) == 0
     pd.testing.assert_frame_equal(
-        pd.read_csv(again.with_name("again.csv")).drop(columns=["s_per_slice", "maps_s_per_slice"]),
-        pd.read_csv(out.with_name("run.csv")).drop(columns=["s_per_slice", "maps_s_per_slice"]),
+        pd.read_csv(again / "summary.csv").drop(columns=["s_per_slice", "maps_s_per_slice"]),
+        pd.read_csv(out / "summary.csv").drop(columns=["s_per_slice", "maps_s_per_slice"]),
     )
 
 

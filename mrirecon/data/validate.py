@@ -16,6 +16,7 @@ ISMRMRD raw files pass the same :func:`open_hdf5` and :class:`Limits`
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +36,32 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 2
 class InvalidInputError(ValueError):
     """A data file that cannot be used; ``str()`` reads ``"<path>: <problem>"``."""
 
-    def __init__(self, path: str | os.PathLike, problem: str):
+    def __init__(self, path: str | os.PathLike, problem: str, detail: str | None = None):
         self.path = str(path)
         self.problem = problem
+        self.detail = detail  # the library's own words, for --verbose only
         super().__init__(f"{self.path}: {problem}")
 
     def __reduce__(self):  # picklable across DataLoader worker processes
-        return (type(self), (self.path, self.problem))
+        return (type(self), (self.path, self.problem, self.detail))
+
+
+_EOF = re.compile(r"\beof = (\d+).*?stored_eof = (\d+)")
+
+
+def corrupt_hdf5(path: str | os.PathLike, err: BaseException) -> InvalidInputError:
+    """A readable :class:`InvalidInputError` for an HDF5 file the library cannot open or read; h5py's
+    message is kept in ``detail``."""
+    match = _EOF.search(str(err))
+    if match:
+        have, declared = int(match.group(1)), int(match.group(2))
+        problem = (
+            f"truncated or corrupt HDF5 file: it holds {format_size(have)} of the {format_size(declared)} it declares "
+            "(an interrupted upload or copy?); copy or upload the complete file again"
+        )
+    else:
+        problem = "truncated or corrupt HDF5 file; check that the copy is complete, or export it again"
+    return InvalidInputError(path, problem, detail=" ".join(str(err).split()) or type(err).__name__)
 
 
 def parse_size(size: str | int) -> int:
@@ -159,7 +179,7 @@ def check_hdf5_file(path: Path) -> None:
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
     if not is_hdf5:
         raise InvalidInputError(path, "not an HDF5 file")
 
@@ -172,7 +192,7 @@ def open_hdf5(path: str | os.PathLike) -> h5py.File:
     try:
         hf = h5py.File(path, "r")
     except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
     try:
         check_hdf5_contents(path, hf)
     except InvalidInputError:
@@ -180,7 +200,7 @@ def open_hdf5(path: str | os.PathLike) -> h5py.File:
         raise
     except (OSError, RuntimeError, KeyError) as err:
         hf.close()
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
     return hf
 
 
@@ -285,7 +305,9 @@ def check_finite(path: Path, name: str, dset: h5py.Dataset, refuse_all_zero: boo
         try:
             block = dset[s]
         except (OSError, RuntimeError) as err:
-            raise InvalidInputError(path, f"cannot read '{name}' slice {s}: truncated or corrupt ({err})") from None
+            raise InvalidInputError(
+                path, f"cannot read '{name}' slice {s}: truncated or corrupt; copy the complete file again", str(err)
+            ) from None
         if not np.isfinite(block).all():
             raise InvalidInputError(path, f"'{name}' contains NaN or Inf values (slice {s})")
         any_nonzero = any_nonzero or bool(np.any(block))
@@ -318,7 +340,7 @@ def validate_file(
     except InvalidInputError:
         raise
     except (OSError, RuntimeError, KeyError) as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
 
 
 def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_values: bool, limits: Limits) -> FileInfo:

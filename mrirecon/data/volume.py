@@ -16,6 +16,7 @@ from mrirecon.data.validate import (
     Limits,
     check_dataset_size,
     check_finite,
+    corrupt_hdf5,
     open_hdf5,
     read_header_xml,
     validate_file,
@@ -57,7 +58,7 @@ def read_volume(path: str | os.PathLike, challenge: str | None = None, limits: L
             target = np.asarray(hf[info.recon_key][()], dtype=np.float32) if info.recon_key else None
             header = read_header_xml(path, hf)
     except OSError as err:  # pragma: no cover - validate_file reads the same data first
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
     if kspace.ndim == 3:
         kspace = kspace[:, None]
     if target is not None:
@@ -108,5 +109,5 @@ def read_target(
             data = np.asarray(dset[()], dtype=np.float32)
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in hf.attrs.items()}
     except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+        raise corrupt_hdf5(path, err) from None
     return data, attrs

@@ -38,6 +38,7 @@ from mrirecon.data.validate import (
     InvalidInputError,
     Limits,
     check_dataset_size,
+    corrupt_hdf5,
     format_size,
     open_hdf5,
 )
@@ -176,7 +177,7 @@ def inspect_ismrmrd(path: str | os.PathLike, limits: Limits | None = None) -> Ra
         except (OSError, RuntimeError, KeyError, ValueError) as err:
             if isinstance(err, InvalidInputError):
                 raise
-            raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+            raise corrupt_hdf5(path, err) from None
     try:
         header = ismrmrd.xsd.CreateFromDocument(xml)
     except Exception as err:  # the schema binding raises parser-specific types

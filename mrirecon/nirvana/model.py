@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from ..batch import write_atomically
 from .config import NirvanaConfig
 from .layers import LayerState, NirvanaBlock, RMSNorm
 from .trigger import TriggerBank
@@ -282,11 +282,4 @@ class NirvanaForCausalLM(nn.Module):
             (self.WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"})),
             (self.CONFIG_NAME, self.config.to_json_file),
         ):
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-            os.close(fd)
-            try:
-                write(tmp)
-                os.replace(tmp, directory / name)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+            write_atomically(directory / name, write)

@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ..batch import default_file_mode
 from .corpus import atomic_write_bytes
 from .data import CorpusDataModule, ngram_baselines
 from .module import LMPretrainModule, non_embedding_params
@@ -108,6 +109,9 @@ def save_lm(model: LMPretrainModule, data: CorpusDataModule, out: Path, **run) -
         lm.save_pretrained(out, safe_serialization=True)
     else:
         lm.save_pretrained(out)
+    for written in out.iterdir():  # Hugging Face's writer leaves owner-only modes on some files
+        if written.is_file():
+            written.chmod(default_file_mode())
     shutil.copyfile(data.hparams.tokenizer, out / ".tokenizer.json.tmp")
     (out / ".tokenizer.json.tmp").replace(out / "tokenizer.json")
     loss = model.heldout_curve[-1]["loss"] if model.heldout_curve else float("nan")
