@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fastmri
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +23,7 @@ from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
-from .physics import crop_readout
+from .physics import crop_readout, zero_filled_rss
 from .progress import ProgressCallback
 from .tta import TTAConfig, TTAReport, adapt
 
@@ -167,7 +166,7 @@ class Reconstructor:
         seconds = time.perf_counter() - t0
         if not np.isfinite(full).all():
             raise ValueError(f"{volume.fname}: the reconstruction holds NaN or Inf values")
-        zf = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(torch.view_as_real(torch.from_numpy(masked)))), dim=1)
+        zf = zero_filled_rss(torch.view_as_real(torch.from_numpy(masked)))
         recon = np.ascontiguousarray(center_crop_to(full, volume.crop_size), dtype=np.float32)
         zero_filled = np.ascontiguousarray(center_crop_to(zf.numpy(), volume.crop_size), dtype=np.float32)
         metrics = volume_metrics(volume.target, recon) if volume.target is not None else None

@@ -27,11 +27,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import fastmri
 import numpy as np
 import sigpy as sp
 import sigpy.mri
 import torch
+
+from ..physics import rss
 
 __all__ = [
     "CLASSICAL",
@@ -68,7 +69,7 @@ def zero_filled(kspace: np.ndarray) -> np.ndarray:
     kspace = _check_kspace(kspace)
     with torch.no_grad():
         k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace)))
-        img = fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(k)), dim=0)
+        img = rss(k, coil_dim=0)
     return img.numpy().astype(np.float32, copy=False)
 
 

@@ -7,7 +7,6 @@ caller centre-crops to the target). Any coil count and any H, W; CPU or GPU.
 
 from __future__ import annotations
 
-import fastmri
 import torch
 import torch.nn.functional as F
 from fastmri.data.transforms import normalize_instance
@@ -15,15 +14,11 @@ from fastmri.models import Unet, VarNet
 from torch import Tensor, nn
 
 from ..codecs.graph_safe import CascadeBlock, CentreSensitivityModel
+from ..physics import zero_filled_rss
 
 __all__ = ["LEARNED", "UNetBaseline", "VarNetBaseline", "zero_filled_rss"]
 
 LowFreqs = Tensor | int | None
-
-
-def zero_filled_rss(masked_kspace: Tensor) -> Tensor:
-    """``[B, C, H, W, 2] -> [B, H, W]``: RSS over coils of the centred orthonormal inverse FFT."""
-    return fastmri.rss(fastmri.complex_abs(fastmri.ifft2c(masked_kspace)), dim=1)
 
 
 class VarNetBaseline(nn.Module):
