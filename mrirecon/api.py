@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -57,8 +58,8 @@ def _tta_options(options: dict[str, Any]) -> dict[str, Any]:
 class Reconstructor:
     """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise.
 
-    ``tta``: per-scan test-time adaptation of the Trigger (:mod:`mrirecon.tta`); off unless its ``steps``
-    is positive. Any reconstruct call may also pass ``tta_steps=``, ``tta_lr=``, ... to override it.
+    ``tta``: per-scan test-time adaptation (:mod:`mrirecon.tta`); off unless its ``steps`` is positive.
+    Any reconstruct call may also pass ``tta_steps=``, ``tta_params=``, ... to override it.
     """
 
     def __init__(
@@ -103,8 +104,9 @@ class Reconstructor:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
         first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
-        With test-time adaptation the scan's Trigger offsets are fitted first. ``progress`` is called
-        as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)`` as work ends."""
+        With test-time adaptation the scan's adapters are fitted first (:func:`mrirecon.tta.adapt`).
+        ``progress`` is called as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)``
+        as work ends."""
         options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
         tta = TTAConfig(**_tta_options(options))
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
@@ -113,17 +115,19 @@ class Reconstructor:
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)
         nlf = num_low_frequencies if num_low_frequencies is not None else center_run_length(np.asarray(mask))
         self.last_tta_report = None
+        run = self.net
         if tta.steps > 0:
-            offsets, self.last_tta_report = adapt(
+            adapter, self.last_tta_report = adapt(
                 self.net, kspace.to(self.device), np.asarray(mask, bool), nlf, tta, on_step=progress
             )
-            options["trigger_offsets"] = offsets
+            if adapter is not None:
+                run = functools.partial(adapter, self.net)
         out = []
         with torch.inference_mode():
             for start in range(0, kspace.shape[0], batch_size):
                 k = kspace[start : start + batch_size].to(self.device)
                 m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
-                out.append(self.net(k * m, m, nlf, **options).float().cpu())
+                out.append(run(k * m, m, nlf, **options).float().cpu())
                 if progress is not None:
                     progress("slice", start + k.shape[0], kspace.shape[0])
         return torch.cat(out).numpy()

@@ -3,7 +3,7 @@ measured lines, and how well it predicts measured lines it was not given; and ES
 
 Without a fully sampled reference these are the numbers a reader can still trust: the residual on the
 measured lines (what data consistency leaves), and the error on held-out measured lines (the split that
-test-time adaptation uses, :func:`mrirecon.tta.split_lines`): the network sees only the input lines
+test-time adaptation uses, :func:`mrirecon.selfsup.split_lines`): the network sees only the input lines
 and its k-space is compared with the measured loss lines it never saw.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .physics import crop_readout
-from .tta import TTAConfig, split_lines
+from .tta import TTAConfig, scan_split
 
 
 @dataclass
@@ -55,7 +55,7 @@ def slice_consistency(
     if crop_height is not None:
         k = crop_readout(k, int(crop_height))
     k = k.to(device)
-    inp, loss, _ = split_lines(mask, num_low_frequencies, TTAConfig())
+    inp, loss, _ = scan_split(mask, num_low_frequencies, TTAConfig())
     lines = {name: torch.from_numpy(m).view(1, 1, 1, -1, 1).to(device) for name, m in
              (("all", mask), ("input", inp), ("loss", loss))}  # fmt: skip
     with torch.inference_mode():

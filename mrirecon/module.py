@@ -7,6 +7,7 @@ fastMRI protocol (:class:`mrirecon.metrics.VolumeMetrics`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 
 from .metrics import VolumeMetrics, center_crop_to, summarize
 from .physics import crop_readout
+from .selfsup import as_mask, heldout_error, split_lines
 
 
 def crop_to(image: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -34,6 +36,11 @@ class ReconModule(L.LightningModule):
     l1_weight: weight of the L1 term next to 1 - SSIM.
     schedule_seconds: when > 0, warm-up and cosine follow the elapsed training time over this many seconds
         instead of the step count (for runs bounded by ``trainer.max_time``, whose step count is unknown).
+    ssl_weight: weight of the self-supervised term (0: off): each training batch is also reconstructed from
+        a random part of its measured lines and scored on the held-out rest (``ssl_holdout`` of the
+        non-centre lines), the objective that test-time adaptation minimises (:mod:`mrirecon.selfsup`).
+        Needs a network that returns k-space (ours).
+    init_codec: a codec folder whose weights the network starts from (same architecture and backbone).
     """
 
     def __init__(
@@ -46,10 +53,20 @@ class ReconModule(L.LightningModule):
         final_lr_ratio: float = 0.05,
         log_images: bool = True,
         schedule_seconds: float = 0.0,
+        ssl_weight: float = 0.0,
+        ssl_holdout: float = 0.2,
+        init_codec: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net"])
         self.net = net
+        if ssl_weight > 0 and "return_kspace" not in inspect.signature(net.forward).parameters:
+            raise ValueError(f"ssl_weight needs a network that returns k-space (ours); {type(net).__name__} does not")
+        if init_codec:
+            from .checkpoint import load_codec
+
+            trained, _ = load_codec(init_codec)
+            self.net.load_state_dict(trained.state_dict(), strict=True)
         self.ssim_loss = SSIMLoss()
         self.strict_loading = False  # checkpoints hold the codecs only; the frozen backbone is rebuilt
         self._metrics = {"val": VolumeMetrics(), "test": VolumeMetrics()}
@@ -69,9 +86,22 @@ class ReconModule(L.LightningModule):
         l1 = F.l1_loss(output / maxval[:, None, None], batch.target / maxval[:, None, None])
         return ssim + self.hparams.l1_weight * l1
 
+    def selfsup_loss(self, batch: Any) -> Tensor:
+        """The held-out-line error of the reconstruction from the other measured lines (batch mean)."""
+        kspace = crop_readout(batch.masked_kspace, batch.target.shape[-2])
+        lines = batch.mask[:, 0, 0, :, 0].bool()
+        inp, held = split_lines(lines, batch.num_low_frequencies, (self.hparams.ssl_holdout,))
+        pred = self.net(kspace * as_mask(inp), as_mask(inp), batch.num_low_frequencies, return_kspace=True)
+        return heldout_error(pred.float(), kspace.float(), held).mean()
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        B = batch.target.shape[0]
         loss = self.loss(self(batch), batch)
-        self.log("train_loss", loss, prog_bar=True, batch_size=batch.target.shape[0])
+        self.log("train_loss", loss, prog_bar=True, batch_size=B)
+        if self.hparams.ssl_weight > 0:
+            ssl = self.selfsup_loss(batch)
+            self.log("train_ssl", ssl, batch_size=B)
+            loss = loss + self.hparams.ssl_weight * ssl
         return loss
 
     # -------------------------------------------------------------- evaluation

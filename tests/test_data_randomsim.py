@@ -224,3 +224,17 @@ def test_cli_overrides_and_rejects_bad_counts(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "q"), "--preset", "random-tiny", "--slices", "0"])
     assert torch.get_num_threads() >= 1
+
+
+def test_train_physics_shift_trains_on_the_target_physics_only_when_asked():
+    cfg = replace(TINY, train_physics="shift")
+    for split in ("train", "val", "test"):
+        vol = build_random_volume(split, 0, cfg, 0)
+        draw = json.loads(vol.extra_attrs["synth_params"])
+        assert draw["coil_model"] in cfg.shift_coil_models and tuple(draw["matrix"]) in cfg.shift_matrices
+        default = json.loads(build_random_volume(split, 0, TINY, 0).extra_attrs["synth_params"])
+        assert default["coil_model"] in TINY.coil_models
+    physics = build_random_volume("physics", 0, cfg, 0)  # the test volumes themselves stay the same
+    assert np.array_equal(physics.kspace, build_random_volume("physics", 0, TINY, 0).kspace)
+    with pytest.raises(ValueError, match="train_physics"):
+        replace(TINY, train_physics="planar")

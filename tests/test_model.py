@@ -243,32 +243,6 @@ def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):
     )
 
 
-def test_tta_fits_offsets_only_and_lowers_the_held_out_error():
-    from mrirecon.tta import TTAConfig, adapt, split_lines
-
-    mask = np.zeros(40, dtype=bool)
-    mask[::3] = True
-    mask[16:24] = True
-    inp, loss, stop = split_lines(mask, 8, TTAConfig(seed=1))
-    assert not (inp & loss).any() and not (inp & stop).any() and not (loss & stop).any()
-    assert ((inp | loss | stop) == mask).all() and inp[16:24].all()
-
-    net = ReconModel(**SMALL, patch_size=8)
-    with torch.no_grad():  # a visible backbone path: the decoder head and the Trigger gates matter
-        torch.nn.init.normal_(net.decoder.head[-1].weight, std=0.2)
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    kspace, m = _batch(B=3)  # one scan of 3 slices
-    offsets, report = adapt(net, kspace, m[0, 0, 0, :, 0].numpy(), 8, TTAConfig(steps=4, lr=0.5))
-    assert offsets.shape == (net.backbone.num_trigger_layers, 4, net.backbone.logit_dim)
-    assert report.steps_run >= 1 and report.stop_error_after <= report.stop_error_before
-    assert report.loss_error_last < report.loss_error_first  # the self-supervised held-out error went down
-    after = net.state_dict()
-    assert all(torch.equal(before[name], after[name]) for name in before)  # every weight bit-identical
-    assert all(p.grad is None for p in net.parameters())
-    with pytest.raises(ValueError, match="Trigger"):
-        adapt(ReconModel(backbone="none", **SMALL), kspace, mask, 8, TTAConfig(steps=1))
-
-
 def test_kspace_to_dicom_with_the_model(synth_root, tmp_path):
     import pydicom
 

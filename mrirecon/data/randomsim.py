@@ -44,6 +44,9 @@ class SimConfig:
     Physics-shift split: ``shift_matrices``, ``shift_coils``, ``shift_coil_models``,
     ``shift_noise_correlation``, ``shift_noise_latent`` replace the acquisition ranges; they must lie
     outside the training ones (checked in ``__post_init__``).
+    ``train_physics="shift"`` draws the train / val / test splits from the physics-shift ranges too: the
+    data of a model trained on the target physics, which measures the shift gap (other seeds than the
+    physics-shift split's volumes).
     """
 
     slices: int = 16
@@ -86,6 +89,7 @@ class SimConfig:
     shift_noise_correlation: tuple[float, float] = (0.45, 0.6)
     shift_noise_latent: tuple[int, int] = (1, 1)
     test_accelerations: tuple[int, ...] = (4, 8)
+    train_physics: str = "default"
 
     def __post_init__(self) -> None:
         for m in (*self.matrices, *self.shift_matrices):
@@ -97,6 +101,8 @@ class SimConfig:
             raise ValueError("the physics-shift matrices must not be used in training")
         if self.shift_noise_correlation[0] <= self.noise_correlation[1]:
             raise ValueError("the physics-shift noise correlation must exceed the training range")
+        if self.train_physics not in ("default", "shift"):
+            raise ValueError(f"train_physics must be 'default' or 'shift', got {self.train_physics!r}")
         bad = set(self.coil_models) - set(coils.COIL_MODELS) or set(self.contrasts) - set(anatomy.CONTRASTS)
         if bad:
             raise ValueError(f"unknown coil model or contrast: {sorted(bad)}")
@@ -257,7 +263,8 @@ def pad_to(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 
 def simulate(cfg: SimConfig, split: str, rng: np.random.Generator, dipy_source=None):
     """One volume of ``split`` -> (kspace [S,C,H,W], target [S,h,w], Draw, acquisition name)."""
-    draw = draw_physics(cfg, split == "physics", rng)
+    shifted = split == "physics" or (cfg.train_physics == "shift" and split in ("train", "val", "test"))
+    draw = draw_physics(cfg, shifted, rng)
     if split == "shift":
         from mrirecon.data.synth import shift_anatomy
 

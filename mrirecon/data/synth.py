@@ -530,16 +530,22 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("train", "val", "test", "shift", "physics"):
         parser.add_argument(f"--{split}-volumes", type=int, help=f"override the preset's number of {split} volumes")
     parser.add_argument("--slices", type=int, help="override the preset's slices per volume")
+    parser.add_argument(
+        "--train-physics",
+        choices=("default", "shift"),
+        help="random* presets: 'shift' draws train/val/test from the physics-shift ranges (the shift gap's reference)",
+    )
     args = parser.parse_args(argv)
     preset: str | Preset | SimConfig = "full" if args.full else args.preset
     overrides = {f"n_{s}": getattr(args, f"{s}_volumes") for s in ("train", "val", "test", "shift", "physics")}
     overrides["slices"] = args.slices
+    overrides["train_physics"] = args.train_physics
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         cfg = get_preset(preset)
-        if "n_physics" in overrides and not isinstance(cfg, SimConfig):
-            parser.error(f"--physics-volumes needs a random* preset, not {preset!r}")
-        if any(v < 0 for v in overrides.values()) or overrides.get("slices", 1) < 1:
+        if ({"n_physics", "train_physics"} & set(overrides)) and not isinstance(cfg, SimConfig):
+            parser.error(f"--physics-volumes and --train-physics need a random* preset, not {preset!r}")
+        if any(v < 0 for v in overrides.values() if isinstance(v, int)) or overrides.get("slices", 1) < 1:
             parser.error("volume counts must be >= 0 and --slices >= 1")
         preset = replace(cfg, **overrides)
     root = Path(args.out)
