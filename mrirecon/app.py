@@ -37,6 +37,22 @@ import gradio as gr
 import numpy as np
 
 from .api import ReconResult, Reconstructor
+from .app_views import (
+    ERROR_GAIN,
+    MAX_ZOOM,
+    PANEL_PIXELS,
+    View,
+    comparison_png,
+    consistency_images,
+    consistency_text,
+    crop_readout_np,
+    error_rgb,
+    mask_image,
+    measured_kspace_log,
+    to_uint8,
+    tta_text,
+    upscale,
+)
 from .assets import asset
 from .checkpoint import DEFAULT_CHECKPOINT
 from .data import MASK_TYPES, InvalidInputError, Limits, Volume
@@ -54,7 +70,6 @@ NO_REFERENCE_NOTE = (
     "no reference in a test-format file: metrics need a fully sampled file (train/val format); "
     "see the k-space tab for the measured data"
 )
-ERROR_GAIN = 5  # the error map shows |recon - reference| x ERROR_GAIN
 TRIGGER_MODES = ("token", "off", "scan")
 ACCELERATIONS = (4, 8)
 CACHE_SIZE = 8
@@ -109,8 +124,10 @@ class Entry:
     slice_metrics: list[dict[str, dict[str, float]]] | None  # per slice: {"zero-filled": {...}, "recon": {...}}
     zf_metrics: dict[str, float] | None
     kspace_log: np.ndarray | None = None  # log(1 + coil-RSS |measured k-space|) float32 [S,H,W]
-    source: str | None = None  # the file, re-read for the on-demand checks (coil maps, consistency)
+    source: str | None = None  # the file, re-read for the checks of other slices (consistency, coil maps)
     timings: dict[str, float] = field(default_factory=dict)
+    # per slice: (Markdown, residual on measured lines, error on held-out lines) uint8 [H,W] or None
+    consistency: dict[int, tuple[str, np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
 
 
 class ReconCache:
@@ -188,81 +205,6 @@ def run_reconstruction(
         progress=report if progress is not None else None,
         **net_kwargs,
     )
-
-
-def crop_readout_np(kspace: np.ndarray, height: int) -> np.ndarray:
-    """complex [..., H, W] -> [..., min(H, height), W]: the readout field of view cut to ``height`` rows
-    (:func:`mrirecon.physics.crop_readout` on numpy data)."""
-    import torch
-
-    from .physics import crop_readout
-
-    k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64)))
-    return torch.view_as_complex(crop_readout(k, int(height)).contiguous()).numpy()
-
-
-def measured_kspace_log(volume: Volume, mask: np.ndarray) -> np.ndarray:
-    """log(1 + coil-RSS magnitude) of the measured k-space [S,C,H,W] under ``mask`` [W] -> float32 [S,H,W]."""
-    rss = np.sqrt((np.abs(volume.kspace * np.asarray(mask, bool)) ** 2).sum(axis=1))
-    return np.log1p(rss / max(float(rss.max()), 1e-20) * 1e4).astype(np.float32)  # 1e4: visible dynamic range
-
-
-# ----------------------------------------------------------------------------------------------
-# images
-
-
-def to_uint8(img: np.ndarray, scale: float, window: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
-    """Magnitude image -> uint8 grey; ``window`` = (black, white) in percent of ``scale``."""
-    lo, hi = sorted(float(w) / 100.0 * scale for w in window)
-    return (np.clip((img - lo) / max(hi - lo, 1e-20 * max(scale, 1.0)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def error_rgb(recon: np.ndarray, target: np.ndarray, scale: float) -> np.ndarray:
-    """|recon - target| x ERROR_GAIN / scale through the 'inferno' colour map -> uint8 RGB."""
-    from matplotlib import colormaps
-
-    err = np.clip(np.abs(recon - target) * ERROR_GAIN / max(scale, 1e-20), 0.0, 1.0)
-    return (colormaps["inferno"](err)[..., :3] * 255.0 + 0.5).astype(np.uint8)
-
-
-def mask_image(mask: np.ndarray, height: int = 40, min_width: int = 512) -> np.ndarray:
-    """The 1-D column mask as a stripe image (white = sampled phase-encode line)."""
-    row = np.asarray(mask, dtype=bool).reshape(-1)
-    rep = max(1, -(-min_width // row.size))
-    stripe = np.where(np.repeat(row, rep), 255, 30).astype(np.uint8)
-    return np.pad(np.repeat(stripe[None], height, axis=0), 3, constant_values=128)  # grey frame
-
-
-def upscale(img: np.ndarray, min_size: int = 256) -> np.ndarray:
-    """Nearest-neighbour enlargement by an integer factor so the shorter side is at least ``min_size``."""
-    k = max(1, -(-min_size // min(img.shape[:2])))
-    return np.repeat(np.repeat(img, k, axis=0), k, axis=1) if k > 1 else img
-
-
-def _gray_rgb(img: np.ndarray) -> np.ndarray:
-    return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
-
-
-def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
-    """Panels side by side with their titles above, saved as PNG."""
-    from PIL import Image, ImageDraw
-
-    h = max(p.shape[0] for _, p in panels)
-    scale = max(1, 256 // h)
-    tiles = [np.kron(_gray_rgb(p), np.ones((scale, scale, 1), np.uint8)) for _, p in panels]
-    gap, title = 8, 18
-    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, h * scale + title + 2 * gap), "black")
-    draw = ImageDraw.Draw(canvas)
-    x = gap
-    for (name, _), tile in zip(panels, tiles, strict=True):
-        draw.text((x, gap // 2), name, fill="white")
-        canvas.paste(Image.fromarray(tile), (x, title + gap))
-        x += tile.shape[1] + gap
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, path)  # complete files only
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -413,7 +355,7 @@ class MriApp:
                 progress(1.0, desc="metrics")
             slice_metrics = per_slice_metrics(result.target, {"zero-filled": result.zero_filled, "recon": result.recon})
             zf_metrics = volume_metrics(result.target, result.zero_filled)
-        kspace_log = measured_kspace_log(volume, result.mask)
+        kspace_log = measured_kspace_log(volume.kspace, result.mask)
         timings = {
             "load_s": load_s,
             "reconstruct_s": result.seconds,
@@ -432,26 +374,35 @@ class MriApp:
             source=str(path),
             timings=timings,
         )
+        # the consistency figure comes with every reconstruction: the middle slice now, while the data is read
+        if progress is not None:
+            progress(1.0, desc="consistency check")
+        t2 = time.perf_counter()
+        self.consistency(entry, result.recon.shape[0] // 2, volume)
+        timings["consistency_s"] = time.perf_counter() - t2
         self.cache.put(entry)
         return entry, False
 
     # -- views ---------------------------------------------------------------------------------
 
     def slice_images(
-        self, entry: Entry, s: int, window: tuple[float, float] = (0.0, 100.0)
+        self, entry: Entry, s: int, window: tuple[float, float] = (0.0, 100.0), view: View | None = None
     ) -> dict[str, np.ndarray | None]:
-        """The four panels of slice ``s``; ``window`` = (black, white) in percent of the volume maximum
-        (the error map keeps its fixed scale)."""
+        """The four panels of slice ``s`` at full resolution, or the part ``view`` zooms to (not enlarged);
+        ``window`` = (black, white) in percent of the volume maximum (the error map keeps its fixed scale)."""
         res = entry.result
         s = int(np.clip(s, 0, res.recon.shape[0] - 1))
         ref = res.target[s] if res.target is not None else None
         scale = float(res.target.max()) if res.target is not None else float(res.recon.max())
-        return {
+        panels = {
             "zero-filled": to_uint8(res.zero_filled[s], scale, window),
             "reconstruction": to_uint8(res.recon[s], scale, window),
             "reference": to_uint8(ref, scale, window) if ref is not None else None,
             f"|error| x {ERROR_GAIN}": error_rgb(res.recon[s], ref, scale) if ref is not None else None,
         }
+        if view is None:
+            return panels
+        return {name: None if img is None else view.apply(img, min_size=1) for name, img in panels.items()}
 
     def metrics_table(self, entry: Entry, s: int) -> Any:
         import pandas as pd
@@ -488,57 +439,71 @@ class MriApp:
             f"({t['per_slice_s'] * 1000:.0f} ms per slice), metrics {t['metrics_s']:.2f} s"
             + (" (cached result: no new computation)" if cached else ""),
         ]
-        if res.tta is not None:
-            r = res.tta
-            change = (r.stop_error_after - r.stop_error_before) / max(r.stop_error_before, 1e-20) * 100
-            lines.append(
-                f"Test-time adaptation: {r.steps_run} steps run, best at step {r.best_step}; error on the held-out "
-                f"early-stopping lines {r.stop_error_before:.4f} before, {r.stop_error_after:.4f} after "
-                f"({change:+.1f} %)" + ("; no step improved on the start, so it was kept" if r.best_step == 0 else "")
-            )
         return "\n\n".join(lines)
 
-    def slice_checks(self, entry: Entry, s: int) -> tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray]:
-        """On demand for slice ``s``: the reference-free consistency numbers (Markdown), the k-space
-        residual on measured and on held-out lines (uint8, log scale shared with the k-space view) and
-        the ESPIRiT coil-map montage. Raises InvalidInputError if the file is gone or changed."""
-        from .baselines.classical import espirit_maps
-        from .consistency import coil_montage, slice_consistency
+    def tta_note(self, entry: Entry) -> str:
+        """Test-time adaptation's before/after numbers of this reconstruction (Markdown), or that it was off."""
+        return tta_text(entry.result.tta, int(entry.result.settings.get("tta_steps", 0) or 0))
 
+    def _source_volume(self, entry: Entry) -> Volume:
+        """The entry's file read again (call with the lock held). Raises InvalidInputError if it is gone."""
         if entry.source is None or not os.path.exists(entry.source):
             raise InvalidInputError(
                 entry.source or "?", "the uploaded file is no longer on the server; reconstruct again"
             )
+        return read_volume(entry.source, limits=self.limits)
+
+    def consistency(
+        self, entry: Entry, s: int, volume: Volume | None = None
+    ) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+        """The reference-free consistency figure of slice ``s`` (cached in the entry): Markdown with the
+        residual on the measured lines and the error on held-out measured lines, and the two k-space maps
+        (uint8 [H,W], log scale of the k-space view; None for a network that returns images only).
+        ``volume``: the data already in memory, else the file is read again. Raises InvalidInputError."""
+        from .consistency import slice_consistency
+
+        res = entry.result
+        s = int(np.clip(s, 0, res.recon.shape[0] - 1))
+        if s in entry.consistency:
+            return entry.consistency[s]
+        with self._lock:
+            volume = volume if volume is not None else self._source_volume(entry)
+            masked = volume.kspace[s] * np.asarray(res.mask, bool)
+            kwargs = {"trigger": res.settings["trigger"]} if "trigger" in res.settings else {}
+            try:
+                check = slice_consistency(
+                    self.rec.net, masked, res.mask, res.num_low_frequencies, volume.crop_size[0], self.rec.device,
+                    **kwargs,
+                )  # fmt: skip
+            except TypeError:
+                out = (
+                    f"**Consistency with the measured data, slice {s}**: this network returns images only "
+                    "(no k-space), so its data consistency cannot be shown.",
+                    None,
+                    None,
+                )
+            else:
+                measured, heldout = consistency_images(check, crop_readout_np(masked, volume.crop_size[0]))
+                out = (consistency_text(check, s, adapted=res.tta is not None), measured, heldout)
+        entry.consistency[s] = out
+        return out
+
+    def coil_maps(self, entry: Entry, s: int) -> tuple[str, np.ndarray]:
+        """ESPIRiT coil sensitivity maps of slice ``s`` from its measured calibration lines -> (Markdown,
+        montage uint8, coils in a grid). Raises InvalidInputError if the file is gone."""
+        from .baselines.classical import espirit_maps
+        from .consistency import coil_montage
+
         res = entry.result
         s = int(np.clip(s, 0, res.recon.shape[0] - 1))
         with self._lock:
-            volume = read_volume(entry.source, limits=self.limits)
-            masked = volume.kspace[s] * np.asarray(res.mask, bool)
-            nlf = res.num_low_frequencies
-            maps = espirit_maps(masked, nlf)
-            kwargs = {"trigger": res.settings["trigger"]} if "trigger" in res.settings else {}
-            text = f"**Slice {s}: reference-free checks**\n\n"
-            residuals: list[np.ndarray | None] = [None, None]
-            try:
-                check = slice_consistency(
-                    self.rec.net, masked, res.mask, nlf, volume.crop_size[0], self.rec.device, **kwargs
-                )
-            except TypeError:
-                text += "this network returns images only (no k-space), so its data consistency cannot be shown."
-            else:
-                measured = crop_readout_np(masked, volume.crop_size[0])
-                top = float(np.sqrt((np.abs(measured) ** 2).sum(axis=0)).max())
-                residuals = [
-                    to_uint8(np.log1p(m / max(top, 1e-20) * 1e4), float(np.log1p(1e4)))
-                    for m in (check.measured_map, check.heldout_map)
-                ]
-                text += (
-                    f"Residual on the measured lines: {check.measured_error:.4f} (relative L1; what data "
-                    f"consistency leaves).  \nError on {check.heldout_lines} held-out measured lines, predicted "
-                    f"from the others: {check.heldout_error:.4f} (1.0 = no better than predicting zeros; the "
-                    "split test-time adaptation uses)."
-                )
-        return text, residuals[0], residuals[1], coil_montage(maps)
+            volume = self._source_volume(entry)
+            maps = espirit_maps(volume.kspace[s] * np.asarray(res.mask, bool), res.num_low_frequencies)
+        text = (
+            f"**Coil sensitivity maps of slice {s}** (ESPIRiT from the {res.num_low_frequencies} calibration "
+            f"lines; {maps.shape[0]} coils, magnitude, row by row)"
+        )
+        return text, coil_montage(maps)
 
     def kspace_image(self, entry: Entry, s: int) -> np.ndarray | None:
         """Log magnitude of the measured k-space of slice ``s`` (coil RSS) as uint8; dark columns were
@@ -568,6 +533,88 @@ class MriApp:
 
 def _error_box(message: str) -> str:
     return f"**Error:** {message}"
+
+
+COIL_HINT = "Coil sensitivity maps of the slice shown: press the button above (ESPIRiT takes a few seconds)."
+
+
+@dataclass
+class ViewerBlocks:
+    """The components of the result area, made by :func:`_viewer_blocks` inside the app's Blocks."""
+
+    slider: Any
+    black: Any
+    white: Any
+    zoom: Any
+    cx: Any
+    cy: Any
+    reset: Any
+    tta_box: Any
+    images: list[Any]
+    consistency_text: Any
+    residual_measured: Any
+    residual_heldout: Any
+    kspace: Any
+    mask: Any
+    coil_button: Any
+    coil_text: Any
+    coils: Any
+    metrics: Any
+
+
+def _panel(label: str, elem_id: str, height: int = PANEL_HEIGHT) -> Any:
+    return gr.Image(label=label, format="png", interactive=False, elem_id=elem_id, buttons=["download", "fullscreen"],
+                    height=height)  # fmt: skip
+
+
+def _viewer_blocks(panel_names: list[str]) -> ViewerBlocks:
+    """Slice, window and linked-zoom controls; the image panels with the adaptation note and the consistency
+    figure; k-space and coil-map tabs; the metrics table."""
+    slider = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="slice", interactive=True)
+    with gr.Row():
+        black = gr.Slider(0, 100, value=0, step=1, label="Window: black level (% of volume maximum)",
+                          elem_id="window-black")  # fmt: skip
+        white = gr.Slider(0, 100, value=100, step=1, label="Window: white level (% of volume maximum)",
+                          elem_id="window-white")  # fmt: skip
+    with gr.Tabs():
+        with gr.Tab("Images", elem_id="tab-images"):
+            with gr.Row(equal_height=True):
+                zoom = gr.Slider(1, MAX_ZOOM, value=1, step=0.5, label="Zoom, all panels (or click a panel)",
+                                 elem_id="zoom")  # fmt: skip
+                cx = gr.Slider(0, 100, value=50, step=1, label="Zoom centre, left to right (%)", elem_id="zoom-x")
+                cy = gr.Slider(0, 100, value=50, step=1, label="Zoom centre, top to bottom (%)", elem_id="zoom-y")
+                reset = gr.Button("Whole image", elem_id="zoom-reset", scale=0, min_width=120)
+            tta_box = gr.Markdown("", elem_id="tta")
+            with gr.Row():
+                images = [_panel(name, f"img-{i}") for i, name in enumerate(panel_names)]
+            consistency_text = gr.Markdown(
+                "The consistency with the measured data (no reference needed) appears here with each reconstruction.",
+                elem_id="consistency-text",
+            )
+            with gr.Row():
+                residual_measured = _panel("k-space residual on the measured lines (log scale, as the k-space view)",
+                                           "residual-measured", PANEL_HEIGHT * 2 // 3)  # fmt: skip
+                residual_heldout = _panel("k-space error on held-out measured lines (log scale)", "residual-heldout",
+                                          PANEL_HEIGHT * 2 // 3)  # fmt: skip
+        with gr.Tab("k-space and mask", elem_id="tab-kspace"):
+            kspace = _panel("Measured k-space of this slice (log magnitude, coil RSS; dark columns were not acquired)",
+                            "kspace")  # fmt: skip
+            mask = gr.Image(label="Sampling mask (white = acquired phase-encode line)", format="png", interactive=False,
+                            elem_id="mask", height=80)  # fmt: skip
+        with gr.Tab("Coil maps", elem_id="tab-coils"):
+            coil_button = gr.Button("Estimate the coil maps of this slice (ESPIRiT)", elem_id="coil-button")
+            coil_text = gr.Markdown(COIL_HINT, elem_id="coil-text")
+            coils = _panel("Coil sensitivity maps (ESPIRiT, magnitude)", "coils")
+    metrics = gr.Dataframe(
+        value=[["-", "press Reconstruct"]],
+        headers=["metric", "value"],
+        label="Metrics (data range = reference volume maximum)",
+        elem_id="metrics",
+        interactive=False,
+    )
+    parts = (slider, black, white, zoom, cx, cy, reset, tta_box, images, consistency_text, residual_measured,
+             residual_heldout, kspace, mask, coil_button, coil_text, coils, metrics)  # fmt: skip
+    return ViewerBlocks(*parts)
 
 
 def build_app(
@@ -622,85 +669,15 @@ def build_app(
                 run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
         error_box = gr.Markdown("", visible=False, elem_id="error-box")
         summary = gr.Markdown("", elem_id="summary")
-        slider = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="slice", interactive=True)
-        with gr.Row():
-            black = gr.Slider(0, 100, value=0, step=1, label="Window: black level (% of volume maximum)",
-                              elem_id="window-black")  # fmt: skip
-            white = gr.Slider(0, 100, value=100, step=1, label="Window: white level (% of volume maximum)",
-                              elem_id="window-white")  # fmt: skip
-        with gr.Tabs():
-            with gr.Tab("Images", elem_id="tab-images"), gr.Row():
-                images = [
-                    gr.Image(
-                        label=name,
-                        format="png",
-                        interactive=False,
-                        elem_id=f"img-{i}",
-                        buttons=["download", "fullscreen"],
-                        height=PANEL_HEIGHT,
-                    )  # fmt: skip
-                    for i, name in enumerate(panel_names)
-                ]
-            with gr.Tab("k-space and mask", elem_id="tab-kspace"):
-                kspace_img = gr.Image(
-                    label="Measured k-space of this slice (log magnitude, coil RSS; dark columns were not acquired)",
-                    format="png",
-                    interactive=False,
-                    elem_id="kspace",
-                    buttons=["download", "fullscreen"],
-                    height=PANEL_HEIGHT,
-                )
-                mask_img = gr.Image(
-                    label="Sampling mask (white = acquired phase-encode line)",
-                    format="png",
-                    interactive=False,
-                    elem_id="mask",
-                    height=80,
-                )
-            with gr.Tab("Consistency and coil maps", elem_id="tab-checks"):
-                check = gr.Button("Check this slice (two more network passes and ESPIRiT coil maps)", elem_id="check")
-                check_text = gr.Markdown(
-                    "Reference-free checks of the slice shown: press the button above.", elem_id="check-text"
-                )
-                with gr.Row():
-                    residual_measured = gr.Image(
-                        label="k-space residual on the measured lines (log scale, as the k-space view)",
-                        format="png",
-                        interactive=False,
-                        elem_id="residual-measured",
-                        buttons=["download", "fullscreen"],
-                        height=PANEL_HEIGHT,
-                    )
-                    residual_heldout = gr.Image(
-                        label="k-space error on held-out measured lines (log scale)",
-                        format="png",
-                        interactive=False,
-                        elem_id="residual-heldout",
-                        buttons=["download", "fullscreen"],
-                        height=PANEL_HEIGHT,
-                    )
-                    coils = gr.Image(
-                        label="Coil sensitivity maps (ESPIRiT, magnitude)",
-                        format="png",
-                        interactive=False,
-                        elem_id="coils",
-                        buttons=["download", "fullscreen"],
-                        height=PANEL_HEIGHT,
-                    )
-        metrics = gr.Dataframe(
-            value=[["-", "press Reconstruct"]],
-            headers=["metric", "value"],
-            label="Metrics (data range = reference volume maximum)",
-            elem_id="metrics",
-            interactive=False,
-        )
+        v = _viewer_blocks(panel_names)
         with gr.Row():
             dl_h5 = gr.DownloadButton("Reconstruction (fastMRI HDF5)", visible=False, elem_id="dl-h5")
             dl_dcm = gr.DownloadButton("DICOM series (zip, de-identified)", visible=False, elem_id="dl-dicom")
-            dl_png = gr.DownloadButton("Comparison (PNG)", visible=False, elem_id="dl-png")
+            dl_png = gr.DownloadButton("Comparison of the panels shown (PNG)", visible=False, elem_id="dl-png")
         with gr.Accordion("Details (JSON)", open=False):
             details = gr.JSON(label="details")
 
+        images, checks = v.images, [v.consistency_text, v.residual_measured, v.residual_heldout]
         empty = [None] * len(images)
 
         def failure(message: str) -> tuple:
@@ -721,22 +698,49 @@ def build_app(
                 gr.Slider(),
                 gr.Slider(),
                 None,
+                "No consistency figure: no reconstruction (see the error above).",
+                None,
+                None,
+                "",
+                gr.Slider(),
+                gr.Slider(),
+                gr.Slider(),
+                COIL_HINT,
+                None,
             )
 
-        def views(entry: Entry, s: int, window: tuple[float, float], session: str | None) -> tuple:
-            """Images, metrics table, comparison PNG and k-space of slice ``s``."""
-            imgs = app.slice_images(entry, s, window)
-            panels = [(f"{n} (slice {s})", im) for n, im in imgs.items() if im is not None]
-            # one name per slice and window: a file being served is never rewritten under the server
-            name = f"{download_stem(entry)}_slice{s:03d}_window{window[0]:g}-{window[1]:g}.png"
+        def panel_views(entry: Entry, s: int, window: tuple[float, float], view: View, session: str | None) -> tuple:
+            """The four panels of slice ``s`` as ``view`` zooms them, and the comparison PNG of what they show."""
+            imgs = app.slice_images(entry, s, window, view)
+            where = f", {view.label}" if view.label else ""
+            panels = [(f"{n} (slice {s}{where})", im) for n, im in imgs.items() if im is not None]
+            # one name per slice, window and view: a file being served is never rewritten under the server
+            name = (f"{download_stem(entry)}_slice{s:03d}_window{window[0]:g}-{window[1]:g}"
+                    f"_zoom{view.zoom:g}-{view.cx:g}-{view.cy:g}.png")  # fmt: skip
             png = comparison_png(panels, app.session_dir(session) / name)
-            outs = [gr.Image(value=None if im is None else upscale(im), visible=im is not None) for im in imgs.values()]
-            return (
-                *outs,
-                app.metrics_table(entry, s),
-                gr.DownloadButton(value=str(png), visible=True),
-                app.kspace_image(entry, s),
-            )
+            shown = [gr.Image(value=None if im is None else upscale(im, PANEL_PIXELS), visible=im is not None)
+                     for im in imgs.values()]  # fmt: skip
+            return (*shown, gr.DownloadButton(value=str(png), visible=True))
+
+        def views(entry: Entry, s: int, window: tuple[float, float], view: View, session: str | None) -> tuple:
+            """Panels, metrics table, comparison PNG and k-space of slice ``s``."""
+            *shown, png = panel_views(entry, s, window, view, session)
+            return (*shown, app.metrics_table(entry, s), png, app.kspace_image(entry, s))
+
+        def consistency_view(entry: Entry, s: int) -> tuple:
+            """The consistency figure of slice ``s``; a failure is shown in its place, the page keeps working."""
+            try:
+                text, measured, heldout = app.consistency(entry, s)
+            except InvalidInputError as err:
+                return _error_box(f"{Path(err.path).name}: {err.problem}"), None, None
+            except Exception as err:  # keep serving; the traceback goes to the server log only
+                log.exception("consistency check failed")
+                return (
+                    _error_box(f"the consistency check failed ({type(err).__name__}); see the server log"),
+                    None,
+                    None,
+                )
+            return text, *(None if m is None else upscale(m, PANEL_PIXELS) for m in (measured, heldout))
 
         def reconstruct(path, mask_type_v, acc_v, trigger_v, tta_v, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             if not path:
@@ -754,7 +758,7 @@ def build_app(
                 log.exception("reconstruction of %s failed", name)
                 return failure(f"{name}: reconstruction failed ({type(err).__name__}); see the server log")
             n = entry.result.recon.shape[0]
-            *imgs, table, png, kspace = views(entry, n // 2, (0.0, 100.0), session)
+            *imgs, table, png, kspace = views(entry, n // 2, (0.0, 100.0), View(), session)
             return (
                 entry.key,
                 gr.Markdown("", visible=False),
@@ -767,22 +771,23 @@ def build_app(
                 gr.DownloadButton(value=str(archive), visible=True),
                 app.details(entry, cached),
                 png,
-                gr.Slider(value=0),  # a new volume starts with the full window
+                gr.Slider(value=0),  # a new volume starts with the full window and the whole image
                 gr.Slider(value=100),
                 kspace,
+                *consistency_view(entry, n // 2),
+                app.tta_note(entry),
+                gr.Slider(value=1),
+                gr.Slider(value=50),
+                gr.Slider(value=50),
+                COIL_HINT,
+                None,
             )
 
-        def render(key, s, black_v, white_v, request: gr.Request):
-            entry = app.cache.get(key)
-            if entry is None:
-                note = [["-", "no reconstruction shown: press Reconstruct (results of idle sessions are dropped)"]]
-                return (*[gr.skip()] * len(images), note, gr.DownloadButton(visible=False), gr.skip())
-            window = (float(black_v if black_v is not None else 0), float(white_v if white_v is not None else 100))
-            return views(entry, int(s or 0), window, request.session_hash if request else None)
-
-        recon_outputs = [key_state, error_box, summary, slider, *images, mask_img, metrics, dl_h5, dl_dcm, details,
-                         dl_png, black, white, kspace_img]  # fmt: skip
-        render_outputs = [*images, metrics, dl_png, kspace_img]
+        recon_outputs = [key_state, error_box, summary, v.slider, *images, v.mask, v.metrics, dl_h5, dl_dcm, details,
+                         dl_png, v.black, v.white, v.kspace, *checks, v.tta_box, v.zoom, v.cx, v.cy, v.coil_text,
+                         v.coils]  # fmt: skip
+        render_inputs = [key_state, v.slider, v.black, v.white, v.zoom, v.cx, v.cy]
+        render_outputs = [*images, v.metrics, dl_png, v.kspace]
         gate_ok = gr.State(True)  # API callers skip the gate (the queued step re-checks); the page sets it
 
         def gate(path):
@@ -810,48 +815,75 @@ def build_app(
             api_name="reconstruct",
             concurrency_limit=1,
         )
-        render_inputs = [key_state, slider, black, white]
-        slider.input(
-            render, render_inputs, render_outputs, api_name="render", trigger_mode="always_last", show_progress="hidden"
-        )
 
-        def render_window(key, s, black_v, white_v, request: gr.Request):
-            """Window/level changes only the grey panels: the error map, the k-space view and the metrics
-            are not sent again (Gradio rewrites an identical image's cache file in place, which can cut
-            short a download of it that is still running)."""
-            *imgs, error_map, table, png, kspace = render(key, s, black_v, white_v, request)
-            return (*imgs, gr.skip(), gr.skip(), png, gr.skip())
-
-        for control in (black, white):
-            control.input(
-                render_window, render_inputs, render_outputs, api_visibility="private", trigger_mode="always_last",
-                show_progress="hidden",
-            )  # fmt: skip
-
-        def slice_checks(key, s):
+        def render(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request: gr.Request):
             entry = app.cache.get(key)
             if entry is None:
-                return "No reconstruction to check: press Reconstruct first.", None, None, None
-            try:
-                text, measured, heldout, montage = app.slice_checks(entry, int(s or 0))
-            except InvalidInputError as err:
-                return _error_box(f"{Path(err.path).name}: {err.problem}"), None, None, None
-            except Exception as err:  # e.g. ESPIRiT without a calibration region; keep serving
-                log.exception("slice checks failed")
-                return _error_box(f"the checks failed ({type(err).__name__}: {err})"), None, None, None
-            return (
-                text,
-                None if measured is None else upscale(measured),
-                None if heldout is None else upscale(heldout),
-                montage,
-            )
+                note = [["-", "no reconstruction shown: press Reconstruct (results of idle sessions are dropped)"]]
+                return (*[gr.skip()] * len(images), note, gr.DownloadButton(visible=False), gr.skip())
+            window = (float(black_v if black_v is not None else 0), float(white_v if white_v is not None else 100))
+            view = View.of(zoom_v, cx_v, cy_v)
+            return views(entry, int(s or 0), window, view, request.session_hash if request else None)
 
-        check.click(
-            slice_checks,
-            [key_state, slider],
-            [check_text, residual_measured, residual_heldout, coils],
-            api_name="check",
-            concurrency_limit=1,
+        def render_panels(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request: gr.Request):
+            """Window/level and zoom change only the panels: the k-space view and the metrics are not sent
+            again (Gradio rewrites an identical image's cache file in place, which can cut short a download
+            of it that is still running)."""
+            *imgs, _table, png, _kspace = render(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request)
+            return (*imgs, gr.skip(), png, gr.skip())
+
+        def render_window(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request: gr.Request):
+            """Window/level leaves the error map as it is (its scale is fixed)."""
+            *imgs, error_map, table, png, kspace = render_panels(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request)
+            return (*imgs, gr.skip(), table, png, kspace)
+
+        def slice_consistency(key, s):
+            entry = app.cache.get(key)
+            if entry is None:
+                return "No reconstruction to check: press Reconstruct first.", None, None
+            return consistency_view(entry, int(s or 0))
+
+        quiet = {"trigger_mode": "always_last", "show_progress": "hidden"}
+        v.slider.input(render, render_inputs, render_outputs, api_name="render", **quiet).then(
+            slice_consistency, [key_state, v.slider], checks, api_name="consistency", concurrency_limit=1
+        )
+        for control in (v.black, v.white):
+            control.input(render_window, render_inputs, render_outputs, api_visibility="private", **quiet)
+        for control in (v.zoom, v.cx, v.cy):
+            control.input(render_panels, render_inputs, render_outputs, api_name=False, **quiet)
+
+        def reset_zoom(key, s, black_v, white_v, request: gr.Request):
+            return 1, 50, 50, *render_panels(key, s, black_v, white_v, 1, 50, 50, request)
+
+        def centre_on_click(key, s, black_v, white_v, zoom_v, cx_v, cy_v, evt: gr.SelectData, request: gr.Request):
+            """A click on any panel centres every panel there (and zooms in 2x from the whole image)."""
+            entry = app.cache.get(key)
+            if entry is None or not isinstance(evt.index, list | tuple) or len(evt.index) != 2:
+                return (*[gr.skip()] * 3, *render_panels(key, s, black_v, white_v, zoom_v, cx_v, cy_v, request))
+            view, image_shape = View.of(zoom_v, cx_v, cy_v), entry.result.recon.shape[1:]
+            shown = upscale(view.apply(np.zeros(image_shape, np.uint8), min_size=1), PANEL_PIXELS).shape
+            new = view.centred_on(shown, tuple(evt.index), image_shape)
+            return new.zoom, new.cx, new.cy, *render_panels(key, s, black_v, white_v, new.zoom, new.cx, new.cy, request)
+
+        zoom_controls = [v.zoom, v.cx, v.cy]
+        v.reset.click(reset_zoom, render_inputs[:4], [*zoom_controls, *render_outputs], api_visibility="private")
+        for image in images:
+            image.select(centre_on_click, render_inputs, [*zoom_controls, *render_outputs], api_visibility="private")
+
+        def coil_maps(key, s):
+            entry = app.cache.get(key)
+            if entry is None:
+                return "No reconstruction: press Reconstruct first.", None
+            try:
+                return app.coil_maps(entry, int(s or 0))
+            except InvalidInputError as err:
+                return _error_box(f"{Path(err.path).name}: {err.problem}"), None
+            except Exception as err:  # e.g. ESPIRiT without a calibration region; keep serving
+                log.exception("coil maps failed")
+                return _error_box(f"the coil maps failed ({type(err).__name__}: {err})"), None
+
+        v.coil_button.click(
+            coil_maps, [key_state, v.slider], [v.coil_text, v.coils], api_name="coil_maps", concurrency_limit=1
         )
 
         def drop_session(request: gr.Request) -> None:

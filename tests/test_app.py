@@ -105,10 +105,11 @@ def _reconstruct(client, path: Path, trigger: str = "token", tta: int = 0, accel
         handle_file(str(path)), "equispaced_fraction", acceleration, trigger, tta, api_name="/reconstruct"
     )
     # outputs: error box, summary, slider, 4 images, mask, metrics, h5, dicom, details, png, window black/white,
-    # k-space (the State is not in the API)
+    # k-space, consistency text and its two maps, adaptation note, zoom and its centre, coil-map text and image
+    # (the State is not in the API)
     return {"error": out[0], "summary": out[1], "slider": out[2], "images": out[3:7], "mask": out[7],
             "metrics": out[8], "h5": out[9], "dicom": out[10], "details": out[11], "png": out[12],
-            "kspace": out[15]}  # fmt: skip
+            "kspace": out[15], "consistency": out[16:19], "tta": out[19], "zoom": out[20:23]}  # fmt: skip
 
 
 def _value(update):
@@ -157,10 +158,23 @@ def test_api_reconstructs_example_with_metrics_and_downloads(client):
     assert again["details"]["cached"] is True and again["details"]["metrics"] == details["metrics"]
 
     # moving the slider re-renders from the cache: per-slice metrics of slice 1
-    imgs = client.predict(1, 0, 100, api_name="/render")
+    imgs = client.predict(1, 0, 100, 1, 50, 50, api_name="/render")
     table = imgs[4]
     assert "reconstruction, slice 1" in table["headers"] and [r[0] for r in table["data"]] == ["SSIM", "PSNR", "NMSE"]
     assert all(_value(i) for i in imgs[:4])  # zero-filled, recon, reference, error map
+
+    # the consistency figure came with the reconstruction (middle slice), no extra request
+    text, measured, heldout = out["consistency"]
+    assert "slice 2" in text and "held-out measured lines" in text and Path(_value(measured)).is_file()
+    assert Path(_value(heldout)).is_file() and "off" in out["tta"]
+    text, measured, _ = client.predict(1, api_name="/consistency")  # and for another slice on request
+    assert "slice 1" in text and Path(_value(measured)).is_file()
+
+    # linked zoom: 4x around the top-left quarter changes every panel the same way
+    zoomed = client.predict(1, 0, 100, 4, 25, 25, api_name="/render")
+    for whole, part in zip(imgs[:4], zoomed[:4], strict=True):
+        a, b = (np.asarray(Image.open(_value(x)).convert("L"), np.float32) for x in (whole, part))
+        assert a.shape == b.shape and np.abs(a - b).mean() > 1  # same panel size, other content
 
 
 def test_api_test_format_keeps_its_mask_and_has_no_metrics(client):
@@ -169,7 +183,7 @@ def test_api_test_format_keeps_its_mask_and_has_no_metrics(client):
     assert details["test_format"] is True and details["metrics"] is None
     assert details["settings"]["mask_type"] == "from file" and details["settings"]["trigger"] == "off"
     assert 3.5 < details["acceleration"] < 4.5  # the file's 4x mask, not the 8x asked for
-    imgs = client.predict(0, 0, 100, api_name="/render")
+    imgs = client.predict(0, 0, 100, 1, 50, 50, api_name="/render")
     assert _value(imgs[0]) and _value(imgs[1])  # zero-filled and reconstruction
     assert imgs[2]["visible"] is False and imgs[3]["visible"] is False  # no reference, no error map
     table = imgs[4]
@@ -217,6 +231,7 @@ def test_api_bad_inputs_give_messages_and_the_app_keeps_serving(client, tmp_path
 
     out = _reconstruct(client, FULL, tta=1)  # per-scan test-time adaptation runs through the reconstructor
     assert out["error"]["visible"] is False and out["details"]["settings"]["tta_steps"] == 1
+    assert "before →" in out["tta"] and "adapted result used" in out["tta"]
 
     too_big = tmp_path / "too_big.h5"
     too_big.write_bytes(b"\0" * 9_000_000)  # above the server's 8 MB cap: refused by the upload route
@@ -230,73 +245,45 @@ def test_api_bad_inputs_give_messages_and_the_app_keeps_serving(client, tmp_path
 # browser (Playwright driving Debian's chromium)
 
 
-def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
+def _chromium(sync_api):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (make tools installs it); never `playwright install`")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    corrupt = tmp_path / "random.h5"
-    corrupt.write_bytes(np.random.default_rng(1).bytes(2048))
-    truncated = tmp_path / "cut_short.h5"
-    truncated.write_bytes(FULL.read_bytes()[:200_000])
+    return chromium
 
+
+def _srcs(page, ids) -> list[str | None]:
+    return [page.locator(f"#{i} img").get_attribute("src") for i in ids]
+
+
+def _wait_all_changed(page, ids, before) -> None:
+    """Wait until every panel of ``ids`` shows another image than ``before`` (linked panels move together)."""
+    page.wait_for_function(
+        """([ids, before]) => ids.every((id, k) => {
+            const i = document.querySelector('#' + id + ' img'); return i && i.src !== before[k]; })""",
+        arg=[ids, before],
+        timeout=15_000,
+    )
+
+
+PANELS = [f"img-{i}" for i in range(4)]
+
+
+def test_browser_viewer(server):
+    """The example in Chromium: progress per slice and adaptation step, the consistency figure and the
+    adaptation's before/after numbers with the reconstruction, slice slider, window/level and linked zoom
+    (sliders and a click) moving all panels, k-space with the mask, coil maps."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = _chromium(sync_api)
+    expect = sync_api.expect
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.goto(server)
             header = page.locator("#header")
-            sync_api.expect(header).to_contain_text("ReconModel")
-            sync_api.expect(header).to_contain_text("backbone nirvana")
-
-            page.locator("#examples button", has_text="example_fully_sampled.h5").click()
-            sync_api.expect(page.locator("#kspace-file")).to_contain_text("example_fully_sampled", timeout=15_000)
-            page.locator("#reconstruct").click()
-            for i in range(4):
-                page.wait_for_selector(f"#img-{i} img", timeout=60_000)
-            metrics = page.locator("#metrics")
-            sync_api.expect(metrics).to_contain_text("reconstruction, slice 2", timeout=15_000)
-            sync_api.expect(metrics).to_contain_text("SSIM")
-            sync_api.expect(page.locator("#summary")).to_contain_text("Timings")
-            sync_api.expect(page.locator("#dl-dicom")).to_be_visible()
-            before = page.locator("#img-1 img").get_attribute("src")
-
-            slider = page.locator("#slice input[type=range]")
-            slider.focus()
-            page.keyboard.press("ArrowRight")
-            sync_api.expect(metrics).to_contain_text("reconstruction, slice 3", timeout=15_000)
-            page.wait_for_function(
-                "s => { const i = document.querySelector('#img-1 img'); return i && i.src !== s; }",
-                arg=before,
-                timeout=15_000,
-            )
-            assert slider.input_value() == "3"
-
-            # panels are large, with a fullscreen (zoom) button; window/level changes the displayed image
-            box = page.locator("#img-1 img").bounding_box()
-            assert box and box["height"] >= 400, box
-            page.locator("#img-1").hover()
-            assert page.locator("#img-1 button[aria-label*='ull' i], #img-1 button[title*='ull' i]").count() >= 1
-            before = page.locator("#img-1 img").get_attribute("src")
-            white = page.locator("#window-white input[type=range]")
-            white.focus()
-            for _ in range(30):
-                page.keyboard.press("ArrowLeft")
-            page.wait_for_function(
-                "s => { const i = document.querySelector('#img-1 img'); return i && i.src !== s; }",
-                arg=before,
-                timeout=15_000,
-            )
-            # the k-space tab: log-magnitude k-space of the slice and the sampling mask
-            page.get_by_role("tab", name="k-space and mask").click()
-            page.wait_for_selector("#kspace img", timeout=15_000)
-            page.wait_for_selector("#mask img", timeout=15_000)
-            # the reference-free checks of the slice shown, and the coil maps
-            page.get_by_role("tab", name="Consistency and coil maps").click()
-            page.locator("#check").click()
-            sync_api.expect(page.locator("#check-text")).to_contain_text("held-out measured lines", timeout=60_000)
-            for view in ("residual-measured", "residual-heldout", "coils"):
-                page.wait_for_selector(f"#{view} img", timeout=15_000)
+            expect(header).to_contain_text("ReconModel")
+            expect(header).to_contain_text("backbone nirvana")
 
             # progress moves per slice and per adaptation step on this 4-slice volume (not one jump at the end)
             page.evaluate(
@@ -306,30 +293,117 @@ def test_browser_example_slider_and_corrupt_upload(server, tmp_path):
                         window.__seen.add(m[0]);
                 }).observe(document.body, {subtree: true, childList: true, characterData: true}); }"""
             )
+            page.locator("#examples button", has_text="example_fully_sampled.h5").click()
+            expect(page.locator("#kspace-file")).to_contain_text("example_fully_sampled", timeout=15_000)
             tta = page.locator("input[aria-label='number input for TTA steps (0 = off)']")
-            tta.fill("3")
+            tta.fill("2")
             tta.press("Enter")
             page.locator("#reconstruct").click()
-            sync_api.expect(page.locator("#summary")).to_contain_text("Test-time adaptation", timeout=60_000)
+            for i in range(4):
+                page.wait_for_selector(f"#img-{i} img", timeout=90_000)
             seen = set(page.evaluate("() => [...window.__seen]"))
             assert {"slice 1/4", "slice 2/4", "slice 3/4"} & seen and any("adaptation step" in t for t in seen), seen
+            metrics = page.locator("#metrics")
+            expect(metrics).to_contain_text("reconstruction, slice 2", timeout=15_000)
+            expect(metrics).to_contain_text("SSIM")
+            expect(page.locator("#summary")).to_contain_text("Timings")
+            expect(page.locator("#dl-dicom")).to_be_visible()
+            # with every reconstruction, no button: the adaptation's numbers and the consistency figure
+            expect(page.locator("#tta")).to_contain_text("held-out k-space error")
+            expect(page.locator("#tta")).to_contain_text("before →")
+            expect(page.locator("#tta")).to_contain_text("adapted result used")
+            checks = page.locator("#consistency-text")
+            expect(checks).to_contain_text("slice 2")
+            expect(checks).to_contain_text("held-out measured lines")
+            for view in ("residual-measured", "residual-heldout"):
+                page.wait_for_selector(f"#{view} img", timeout=15_000)
 
-            page.goto(server)  # a fresh page: upload a corrupt file
+            before = _srcs(page, PANELS)
+            slider = page.locator("#slice input[type=range]")
+            slider.focus()
+            page.keyboard.press("ArrowRight")
+            expect(metrics).to_contain_text("reconstruction, slice 3", timeout=15_000)
+            _wait_all_changed(page, PANELS, before)
+            assert slider.input_value() == "3"
+            expect(checks).to_contain_text("slice 3", timeout=30_000)  # the figure follows the slice
+
+            # panels are large, with a fullscreen button; window/level changes the grey panels
+            box = page.locator("#img-1 img").bounding_box()
+            assert box and box["height"] >= 400, box
+            page.locator("#img-1").hover()
+            assert page.locator("#img-1 button[aria-label*='ull' i], #img-1 button[title*='ull' i]").count() >= 1
+            grey = PANELS[:3]
+            before = _srcs(page, grey)
+            white = page.locator("#window-white input[type=range]")
+            white.focus()
+            for _ in range(30):
+                page.keyboard.press("ArrowLeft")
+            _wait_all_changed(page, grey, before)
+
+            # linked zoom: the zoom slider changes all four panels, the error map included
+            before = _srcs(page, PANELS)
+            zoom = page.locator("#zoom input[type=range]")
+            zoom.focus()
+            page.keyboard.press("ArrowRight")  # one step (a second render could still be on its way after two)
+            _wait_all_changed(page, PANELS, before)
+            assert zoom.input_value() == "1.5"
+            # a click on one panel centres every panel there
+            before = _srcs(page, PANELS)
+            centre_x = page.locator("#zoom-x input[type=range]")
+            box = page.locator("#img-2 img").bounding_box()
+            # the square image is centred in its panel: click left of and above its middle
+            page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] / 2 - box["width"] * 0.3)
+            _wait_all_changed(page, PANELS, before)
+            assert (
+                int(centre_x.input_value()) < 50 and int(page.locator("#zoom-y input[type=range]").input_value()) < 50
+            )
+            before = _srcs(page, PANELS)
+            page.locator("#zoom-reset").click()
+            _wait_all_changed(page, PANELS, before)
+            assert zoom.input_value() == "1" and centre_x.input_value() == "50"
+
+            # the k-space tab: log-magnitude k-space of the slice and the sampling mask
+            page.get_by_role("tab", name="k-space and mask").click()
+            page.wait_for_selector("#kspace img", timeout=15_000)
+            page.wait_for_selector("#mask img", timeout=15_000)
+            # coil maps of the slice shown, on request
+            page.get_by_role("tab", name="Coil maps").click()
+            page.locator("#coil-button").click()
+            expect(page.locator("#coil-text")).to_contain_text("Coil sensitivity maps of slice 3", timeout=60_000)
+            page.wait_for_selector("#coils img", timeout=15_000)
+        finally:
+            browser.close()
+
+
+def test_browser_bad_uploads_show_one_clean_message(server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = _chromium(sync_api)
+    expect = sync_api.expect
+    corrupt = tmp_path / "random.h5"
+    corrupt.write_bytes(np.random.default_rng(1).bytes(2048))
+    truncated = tmp_path / "cut_short.h5"
+    truncated.write_bytes(FULL.read_bytes()[:200_000])
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(server)  # a corrupt file
             page.locator("#kspace-file input[type=file]").set_input_files(str(corrupt))
-            sync_api.expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
+            expect(page.locator("#kspace-file")).to_contain_text("random", timeout=15_000)
             page.locator("#reconstruct").click()
             error = page.locator("#error-box")
-            sync_api.expect(error).to_be_visible(timeout=30_000)
-            sync_api.expect(error).to_contain_text("random.h5: not an HDF5 file")
+            expect(error).to_be_visible(timeout=30_000)
+            expect(error).to_contain_text("random.h5: not an HDF5 file")
             assert "Traceback" not in page.content()
-            sync_api.expect(metrics).to_contain_text("no result: see the error above")  # says why it is empty
+            expect(page.locator("#metrics")).to_contain_text("no result: see the error above")  # says why it is empty
+            expect(page.locator("#consistency-text")).to_contain_text("no reconstruction")
 
             page.goto(server)  # a truncated upload: one readable message, shown once (no toast besides it)
             page.locator("#kspace-file input[type=file]").set_input_files(str(truncated))
-            sync_api.expect(page.locator("#kspace-file")).to_contain_text("cut_short", timeout=15_000)
+            expect(page.locator("#kspace-file")).to_contain_text("cut_short", timeout=15_000)
             page.locator("#reconstruct").click()
-            sync_api.expect(error).to_contain_text("cut_short.h5: truncated or corrupt HDF5 file", timeout=30_000)
-            sync_api.expect(error).to_contain_text("copy or upload the complete file again")
+            expect(error).to_contain_text("cut_short.h5: truncated or corrupt HDF5 file", timeout=30_000)
+            expect(error).to_contain_text("copy or upload the complete file again")
             page.wait_for_timeout(1000)  # a toast would have appeared by now
             assert page.get_by_text("truncated or corrupt HDF5 file").count() == 1
             assert "sblock" not in page.content() and "synchronously" not in page.content()
@@ -448,7 +522,8 @@ def test_cache_keys_lru_and_cleanup(checkpoint, tmp_path):
 
 def test_progress_moves_per_slice_and_per_adaptation_step(checkpoint, tmp_path):
     """A 2-slice volume gives a progress step per slice (not one step for the whole volume), and
-    test-time adaptation one per step; the summary shows the adaptation's before/after numbers."""
+    test-time adaptation one per step; the adaptation's before/after numbers and the consistency figure of
+    the middle slice come with the reconstruction."""
     from mrirecon.app import MriApp
 
     two = tmp_path / "two_slices.h5"
@@ -467,19 +542,25 @@ def test_progress_moves_per_slice_and_per_adaptation_step(checkpoint, tmp_path):
         steps = [v for v, desc in calls if desc and desc.startswith("adaptation step")]
         assert steps and steps[0] == (1, 2)
         assert calls.index(((1, 2), "adaptation step 1/2")) < calls.index(((1, 2), "slice 1/2"))  # adapt first
-        text = app.summary(entry, False)
-        assert "Test-time adaptation" in text and "before" in text and "after" in text
+        assert calls[-1] == (1.0, "consistency check") and set(entry.consistency) == {1}  # n // 2, computed once
+        text = app.tta_note(entry)
+        r = entry.result.tta
+        assert f"{r.stop_error_before:.6f} before → {r.stop_error_after:.6f} after" in text
+        assert f"{r.steps_run} steps run, best at step {r.best_step}" in text and "adapted result used" in text
         k = app.kspace_image(entry, 1)
         assert k.dtype == np.uint8 and k.shape == entry.kspace_log.shape[1:]
         dark = k.max(axis=0) == 0  # columns never acquired are black
         assert abs(dark.mean() - (1 - entry.result.mask.mean())) < 0.02
-        text, measured, heldout, montage = app.slice_checks(entry, 1)  # reference-free checks of slice 1
-        assert "Residual on the measured lines" in text and "held-out measured lines" in text
-        numbers = [float(x) for x in re.findall(r": (\d+\.\d{4})", text)]
+        text, measured, heldout = app.consistency(entry, 1)  # reference-free checks of slice 1 (cached)
+        assert app.consistency(entry, 1)[1] is measured
+        assert "residual on the measured lines" in text and "held-out measured lines" in text
+        numbers = [float(x) for x in re.findall(r"\*\*(\d+\.\d{4})\*\*", text)]
         assert len(numbers) == 2 and all(np.isfinite(numbers)) and numbers[1] > 0
         assert measured.shape == heldout.shape == (128, 128)  # k-space after the readout crop to the target
         unmeasured = ~entry.result.mask
         assert (heldout[:, unmeasured] == 0).all() and heldout.max() > 0  # only on held-out measured lines
+        text, montage = app.coil_maps(entry, 1)
+        assert "Coil sensitivity maps of slice 1" in text
         with h5py.File(two) as hf:
             coils = hf["kspace"].shape[1]
         side = int(np.ceil(np.sqrt(coils)))
@@ -488,6 +569,38 @@ def test_progress_moves_per_slice_and_per_adaptation_step(checkpoint, tmp_path):
         assert narrow.mean() > full.mean() and (narrow == 255).mean() > (full == 255).mean()  # window/level
     finally:
         app.close()
+
+
+def test_linked_zoom_view_and_click():
+    from mrirecon.app_views import View
+
+    img = np.arange(128 * 96).reshape(128, 96)  # rows x columns, every pixel different
+    assert View().box(128, 96) == (0, 128, 0, 96) and (View().apply(img, min_size=1) == img).all()
+    assert View(4, 25, 25).box(128, 96) == (16, 48, 12, 36)  # a quarter of each side around row 32, column 24
+    assert View(4, 0, 100).box(128, 96) == (96, 128, 0, 24)  # moved inside at the bottom-left corner
+    shown = View(4, 25, 25).apply(img, min_size=512)  # 32 x 24 pixels, each a 22 x 22 block
+    assert shown.shape == (704, 528) and (shown[::22, ::22] == img[16:48, 12:36]).all()
+    assert View.of(None, None, None) == View() and View.of(99, -5, 150) == View(8, 0, 100)  # clipped
+    # a click at the centre of a zoomed panel keeps the view; at a corner it moves the centre there
+    view = View(2, 50, 50)
+    assert view.centred_on((512, 384), (191.5, 255.5), (128, 96)) == view
+    left_top = View().centred_on((512, 384), (0, 0), (128, 96))
+    assert left_top.zoom == 2 and left_top.cx < 1 and left_top.cy < 1
+
+
+def test_tta_note_reads_old_and_new_report_fields():
+    from mrirecon.app_views import tta_text
+    from mrirecon.tta import TTAReport
+
+    old = TTAReport(0.955023, 0.955022, 1.0, 1.0, best_step=7, steps_run=10)
+    text = tta_text(old, 10)
+    assert "0.955023 before → 0.955022 after" in text and "10 steps run, best at step 7" in text
+    assert "adapted result used: **yes**" in text
+    assert "used: **no**" in tta_text(TTAReport(0.9, 0.9, 1.0, 1.0, best_step=0, steps_run=4))
+    new = type("Report", (), {**vars(old), "used": False, "params": "trigger offsets", "seconds": 2.5})()
+    text = tta_text(new, 10)  # the guardrail's verdict wins over best_step
+    assert "used: **no**" in text and "parameters adapted: trigger offsets" in text and "2.5 s" in text
+    assert "off" in tta_text(None) and "no report" in tta_text(None, 3)
 
 
 def test_hostile_upload_refused_before_queueing(checkpoint, tmp_path):
