@@ -3,7 +3,9 @@
     python -m mrirecon.app [--host 127.0.0.1] [--port 7860] [--checkpoint DIR] [--max-file-size 200mb]
 
 The network is loaded once at start. Reconstructions are cached in memory per (file content,
-mask type, acceleration, Trigger mode, TTA steps), so moving the slice slider only re-renders images.
+mask type, acceleration, Trigger mode, TTA steps), so moving the slice slider only re-renders images
+(and computes the slice's consistency figure once). The images and texts themselves are made in
+:mod:`mrirecon.app_views`; the layout of the result area is :func:`_viewer_blocks`.
 Uploads (fastMRI k-space or ISMRMRD raw data) are size-capped and checked by the input gate
 (:func:`mrirecon.io.validate_input`: nothing outside the file, declared sizes within
 :class:`mrirecon.data.Limits`) in an unqueued step before the reconstruction is queued, so a hostile
