@@ -10,7 +10,7 @@ comma := ,
 SYSTEM_TOOLS = dciodvfy:dicom3tools dcmdump:dcmtk dcm2pnm:dcmtk chromium:chromium bart:bart \
 	ismrmrd_generate_cartesian_shepp_logan:ismrmrd-tools ismrmrd_recon_cartesian_2d:ismrmrd-tools
 
-.PHONY: setup tools fit test lint format app bench data clean
+.PHONY: setup tools fit test lint format app bench data reproduce clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,12 @@ data: $(STAMP)
 BENCH_ARGS ?= backbone
 bench: $(STAMP)
 	$(BIN)/python -m mrirecon.bench $(BENCH_ARGS)
+
+# Every README number computed on the CPU, each step under its own time limit (results/reproduce_cpu.py).
+OUT ?= results/reproduced
+ONLY ?=
+reproduce: $(STAMP) tools
+	$(BIN)/python results/reproduce_cpu.py $(OUT) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV)
