@@ -5,7 +5,7 @@
 The network is loaded once at start. Reconstructions are cached in memory per (file content,
 mask type, acceleration, Trigger mode, TTA steps), so moving the slice slider only re-renders images
 (and computes the slice's consistency figure once). The images and texts themselves are made in
-:mod:`mrirecon.app_views`; the layout of the result area is :func:`_viewer_blocks`.
+:mod:`mrirecon.app_views`, the result area's layout in :mod:`mrirecon.app_layout`.
 Uploads (fastMRI k-space or ISMRMRD raw data) are size-capped and checked by the input gate
 (:func:`mrirecon.io.validate_input`: nothing outside the file, declared sizes within
 :class:`mrirecon.data.Limits`) in an unqueued step before the reconstruction is queued, so a hostile
@@ -39,9 +39,9 @@ import gradio as gr
 import numpy as np
 
 from .api import ReconResult, Reconstructor
+from .app_layout import COIL_HINT, viewer_blocks
 from .app_views import (
     ERROR_GAIN,
-    MAX_ZOOM,
     PANEL_PIXELS,
     View,
     comparison_png,
@@ -75,7 +75,6 @@ NO_REFERENCE_NOTE = (
 TRIGGER_MODES = ("token", "off", "scan")
 ACCELERATIONS = (4, 8)
 CACHE_SIZE = 8
-PANEL_HEIGHT = 480  # px of each image panel (a fullscreen button enlarges one further)
 # headless Debian chromium on a machine with no network: what the screenshot script and browser tests use
 CHROMIUM_ARGS = [
     "--headless",
@@ -540,88 +539,6 @@ def _error_box(message: str) -> str:
     return f"**Error:** {message}"
 
 
-COIL_HINT = "Coil sensitivity maps of the slice shown: press the button above (ESPIRiT takes a few seconds)."
-
-
-@dataclass
-class ViewerBlocks:
-    """The components of the result area, made by :func:`_viewer_blocks` inside the app's Blocks."""
-
-    slider: Any
-    black: Any
-    white: Any
-    zoom: Any
-    cx: Any
-    cy: Any
-    reset: Any
-    tta_box: Any
-    images: list[Any]
-    consistency_text: Any
-    residual_measured: Any
-    residual_heldout: Any
-    kspace: Any
-    mask: Any
-    coil_button: Any
-    coil_text: Any
-    coils: Any
-    metrics: Any
-
-
-def _panel(label: str, elem_id: str, height: int = PANEL_HEIGHT) -> Any:
-    return gr.Image(label=label, format="png", interactive=False, elem_id=elem_id, buttons=["download", "fullscreen"],
-                    height=height)  # fmt: skip
-
-
-def _viewer_blocks(panel_names: list[str]) -> ViewerBlocks:
-    """Slice, window and linked-zoom controls; the image panels with the adaptation note and the consistency
-    figure; k-space and coil-map tabs; the metrics table."""
-    slider = gr.Slider(0, 1, value=0, step=1, label="Slice", elem_id="slice", interactive=True)
-    with gr.Row():
-        black = gr.Slider(0, 100, value=0, step=1, label="Window: black level (% of volume maximum)",
-                          elem_id="window-black")  # fmt: skip
-        white = gr.Slider(0, 100, value=100, step=1, label="Window: white level (% of volume maximum)",
-                          elem_id="window-white")  # fmt: skip
-    with gr.Tabs():
-        with gr.Tab("Images", elem_id="tab-images"):
-            with gr.Row(equal_height=True):
-                zoom = gr.Slider(1, MAX_ZOOM, value=1, step=0.5, label="Zoom, all panels (or click a panel)",
-                                 elem_id="zoom")  # fmt: skip
-                cx = gr.Slider(0, 100, value=50, step=1, label="Zoom centre, left to right (%)", elem_id="zoom-x")
-                cy = gr.Slider(0, 100, value=50, step=1, label="Zoom centre, top to bottom (%)", elem_id="zoom-y")
-                reset = gr.Button("Whole image", elem_id="zoom-reset", scale=0, min_width=120)
-            tta_box = gr.Markdown("", elem_id="tta")
-            with gr.Row():
-                images = [_panel(name, f"img-{i}") for i, name in enumerate(panel_names)]
-            consistency_text = gr.Markdown(
-                "The consistency with the measured data (no reference needed) appears here with each reconstruction.",
-                elem_id="consistency-text",
-            )
-            with gr.Row():
-                residual_measured = _panel("k-space residual on the measured lines (log scale, as the k-space view)",
-                                           "residual-measured", PANEL_HEIGHT * 2 // 3)  # fmt: skip
-                residual_heldout = _panel("k-space error on held-out measured lines (log scale)", "residual-heldout",
-                                          PANEL_HEIGHT * 2 // 3)  # fmt: skip
-        with gr.Tab("k-space and mask", elem_id="tab-kspace"):
-            kspace = _panel("Measured k-space of this slice (log magnitude, coil RSS; dark columns were not acquired)",
-                            "kspace")  # fmt: skip
-            mask = gr.Image(label="Sampling mask (white = acquired phase-encode line)", format="png", interactive=False,
-                            elem_id="mask", height=80)  # fmt: skip
-        with gr.Tab("Coil maps", elem_id="tab-coils"):
-            coil_button = gr.Button("Estimate the coil maps of this slice (ESPIRiT)", elem_id="coil-button")
-            coil_text = gr.Markdown(COIL_HINT, elem_id="coil-text")
-            coils = _panel("Coil sensitivity maps (ESPIRiT, magnitude)", "coils")
-    metrics = gr.Dataframe(
-        value=[["-", "press Reconstruct"]],
-        headers=["metric", "value"],
-        label="Metrics (data range = reference volume maximum)",
-        elem_id="metrics",
-        interactive=False,
-    )
-    parts = (slider, black, white, zoom, cx, cy, reset, tta_box, images, consistency_text, residual_measured,
-             residual_heldout, kspace, mask, coil_button, coil_text, coils, metrics)  # fmt: skip
-    return ViewerBlocks(*parts)
-
-
 def build_app(
     checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
     examples_dir: str | os.PathLike | None = DEFAULT_EXAMPLES_DIR,
@@ -674,7 +591,7 @@ def build_app(
                 run = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
         error_box = gr.Markdown("", visible=False, elem_id="error-box")
         summary = gr.Markdown("", elem_id="summary")
-        v = _viewer_blocks(panel_names)
+        v = viewer_blocks(panel_names)
         with gr.Row():
             dl_h5 = gr.DownloadButton("Reconstruction (fastMRI HDF5)", visible=False, elem_id="dl-h5")
             dl_dcm = gr.DownloadButton("DICOM series (zip, de-identified)", visible=False, elem_id="dl-dicom")
@@ -855,7 +772,7 @@ def build_app(
         for control in (v.black, v.white):
             control.input(render_window, render_inputs, render_outputs, api_visibility="private", **quiet)
         for control in (v.zoom, v.cx, v.cy):
-            control.input(render_panels, render_inputs, render_outputs, api_name=False, **quiet)
+            control.input(render_panels, render_inputs, render_outputs, api_visibility="private", **quiet)
 
         def reset_zoom(key, s, black_v, white_v, request: gr.Request):
             return 1, 50, 50, *render_panels(key, s, black_v, white_v, 1, 50, 50, request)
