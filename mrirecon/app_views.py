@@ -173,7 +173,7 @@ def tta_text(report: Any, requested_steps: int = 0) -> str:
         f"({change:+.3f} %)",
         f"{report.steps_run} steps run, best at step {report.best_step}"
         + (f", parameters adapted: {params}" if params else "")
-        + (f", {float(seconds):.1f} s" if seconds is not None else ""),
+        + (f", {float(seconds):.1f} s" if seconds else ""),
         f"adapted result used: {verdict}",
     ]
     return "  \n".join(lines)

@@ -591,17 +591,19 @@ def test_linked_zoom_view_and_click():
 
 
 def test_tta_note_reads_old_and_new_report_fields():
-    from mrirecon.app_views import tta_text
-    from mrirecon.tta import TTAReport
+    from types import SimpleNamespace
 
-    old = TTAReport(0.955023, 0.955022, 1.0, 1.0, best_step=7, steps_run=10)
+    from mrirecon.app_views import tta_text
+
+    fields = {"stop_error_before": 0.955023, "stop_error_after": 0.955022, "best_step": 7, "steps_run": 10}
+    old = SimpleNamespace(**fields)  # a report without used / params / seconds: used = a step improved
     text = tta_text(old, 10)
     assert "0.955023 before → 0.955022 after" in text and "10 steps run, best at step 7" in text
-    assert "adapted result used: **yes**" in text
-    assert "used: **no**" in tta_text(TTAReport(0.9, 0.9, 1.0, 1.0, best_step=0, steps_run=4))
-    new = type("Report", (), {**vars(old), "used": False, "params": "trigger offsets", "seconds": 2.5})()
+    assert "adapted result used: **yes**" in text and "parameters" not in text
+    assert "used: **no**" in tta_text(SimpleNamespace(**{**fields, "best_step": 0}))
+    new = SimpleNamespace(**fields, used=False, params="trigger", seconds=2.5)
     text = tta_text(new, 10)  # the guardrail's verdict wins over best_step
-    assert "used: **no**" in text and "parameters adapted: trigger offsets" in text and "2.5 s" in text
+    assert "used: **no**" in text and "parameters adapted: trigger" in text and "2.5 s" in text
     assert "off" in tta_text(None) and "no report" in tta_text(None, 3)
 
 
