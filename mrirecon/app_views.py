@@ -156,7 +156,7 @@ def tta_text(report: Any, requested_steps: int = 0) -> str:
     if report is None:
         if requested_steps:
             return f"**Test-time adaptation**: asked for {requested_steps} steps, but no report came back."
-        return "**Test-time adaptation**: off (set TTA steps above 0 to adapt the Trigger to this scan)."
+        return "**Test-time adaptation**: off (set TTA steps above 0 to adapt the codec to this scan)."
     before, after = float(report.stop_error_before), float(report.stop_error_after)
     change = (after - before) / max(before, 1e-20) * 100.0
     used = getattr(report, "used", None)
