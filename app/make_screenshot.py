@@ -1,6 +1,7 @@
 """Take the README's screenshot of the app with a real reconstruction of a bundled example.
 
     python app/make_screenshot.py [--checkpoint DIR] [--example example_fully_sampled.h5] [--out app/screenshot.png]
+        [--tta-steps N]
 
 Serves the app on a free loopback port, drives Debian's chromium with Playwright (never a downloaded
 browser) and saves a full-page PNG.
@@ -38,8 +39,9 @@ def shrink_png(path: Path, colors: int = 128) -> Path:
     return path
 
 
-def screenshot(checkpoint: Path, example: str, out: Path, slice_steps: int = 0) -> Path:
-    """Reconstruct ``example`` in the served app and save a full-page screenshot to ``out``."""
+def screenshot(checkpoint: Path, example: str, out: Path, slice_steps: int = 0, tta_steps: int = 0) -> Path:
+    """Reconstruct ``example`` in the served app (with ``tta_steps`` of test-time adaptation) and save a
+    full-page screenshot to ``out``."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from playwright.sync_api import expect, sync_playwright
 
@@ -58,6 +60,10 @@ def screenshot(checkpoint: Path, example: str, out: Path, slice_steps: int = 0) 
             page.goto(f"http://127.0.0.1:{port}/")
             page.locator("#examples button", has_text=example).click()
             expect(page.locator("#kspace-file")).to_contain_text(Path(example).stem, timeout=30_000)
+            if tta_steps:
+                steps = page.locator("input[aria-label='number input for TTA steps (0 = off)']")
+                steps.fill(str(tta_steps))
+                steps.press("Enter")
             page.locator("#reconstruct").click()
             expect(page.locator("#metrics")).to_contain_text("slice", timeout=300_000)
             page.wait_for_selector("#img-1 img")
@@ -84,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example", default="example_fully_sampled.h5")
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
     parser.add_argument("--slice-steps", type=int, default=0, help="slider steps to the right before the shot")
+    parser.add_argument("--tta-steps", type=int, default=0, help="test-time adaptation steps (0 = off)")
     args = parser.parse_args(argv)
-    print(screenshot(args.checkpoint, args.example, args.out, args.slice_steps))
+    print(screenshot(args.checkpoint, args.example, args.out, args.slice_steps, args.tta_steps))
     return 0
 
 
