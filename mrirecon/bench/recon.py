@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,24 +243,26 @@ def _train_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
 
 def bench_tta(args: argparse.Namespace) -> list[dict]:
     """Seconds per volume of ``--tta-slices`` slices through ``Reconstructor.reconstruct_kspace`` with
-    ``--tta-steps`` adaptation steps (patience = steps, so every step runs) and a reconstruction batch of
-    ``--batch``; host-to-device copies included. Ours only (VarNet has no Trigger to adapt)."""
+    ``--tta-steps`` adaptation steps of each ``--tta-params`` adapter set (patience = steps, so every step
+    runs) and a reconstruction batch of ``--batch``; host-to-device copies included; the readout is cut to
+    ``--target-height`` first when given. Ours only (the adapters are our codecs')."""
     device = torch.device(args.device)
     net = build_ours(args, device)
-    tta = TTAConfig(steps=args.tta_steps, patience=args.tta_steps)
-    rec = Reconstructor(net, device=device, tta=tta)
     k, m, nlf = make_inputs(args.tta_slices, args.coils, tuple(args.size), args.acceleration, args.mask_type, "cpu")
     kspace, cols = torch.view_as_complex(k).numpy(), m[0, 0, 0, :, 0].numpy()
     rows = []
-    for batch in args.batch:
+    for params, batch in itertools.product(getattr(args, "tta_params", ["trigger+heads"]), args.batch):
+        tta = TTAConfig(steps=args.tta_steps, patience=args.tta_steps, params=params)
+        rec = Reconstructor(net, device=device, tta=tta)
         row = _row("tta", "ours", net, args, device, mode="eager", batch=batch, repeats=args.tta_repeats)
         row.update(shape=f"kspace {list(kspace.shape)} complex", tta_steps=args.tta_steps, slices=args.tta_slices)
+        row.update(tta_params=params)
         reset_peak(device)
         with recorded_errors(row), fp32_precision(args.precision):
 
-            def run(batch: int = batch) -> None:
+            def run(batch: int = batch, rec: Reconstructor = rec) -> None:
                 with autocast(args.precision, device):
-                    rec.reconstruct_kspace(kspace, cols, nlf, batch_size=batch)
+                    rec.reconstruct_kspace(kspace, cols, nlf, batch_size=batch, crop_height=args.target_height)
 
             sec = time_fn(run, device, args.tta_repeats, warmup=1)
             finish(row, sec, args.tta_slices, args.tta_slices, "slices/s")

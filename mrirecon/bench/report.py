@@ -141,6 +141,7 @@ COLUMNS = {
     "gbps": "GB/s",
     "ratio_vs_varnet": "ours/VarNet",
     "peak_mem_gib": "peak GiB",
+    "tta_params": "TTA params",
     "error": "error",
 }
 
