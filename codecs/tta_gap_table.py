@@ -84,10 +84,21 @@ def main(argv: list[str] | None = None) -> int:
             out += ["", f"### {title} (`{split}`)", "", *fmt_gain_table(gains(frame))]
             if split != "physics":
                 continue
-            out += ["", "Shift gap (oracle minus the codec without adaptation) and the share the chosen adapters close:", ""]
-            out += ["| acc | oracle SSIM | gap SSIM | closed | oracle PSNR | gap PSNR (dB) | closed |", "|---|---|---|---|---|---|---|"]
+            out += [
+                "",
+                "Shift gap (oracle minus the codec without adaptation) and the share the chosen adapters close:",
+                "",
+            ]
+            out += [
+                "| acc | oracle SSIM | gap SSIM | closed | oracle PSNR | gap PSNR (dB) | closed |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for acc in sorted({a for _, a in frame.index}):
-                none, tta, ref = frame.loc[("none", acc)], frame.loc[(chosen, acc)], oracle.iloc[[i for i, (_, a) in enumerate(oracle.index) if a == acc][0]]
+                none, tta, ref = (
+                    frame.loc[("none", acc)],
+                    frame.loc[(chosen, acc)],
+                    oracle.iloc[[i for i, (_, a) in enumerate(oracle.index) if a == acc][0]],
+                )
                 gap_s, gap_p = ref.SSIM - none.SSIM, ref.PSNR - none.PSNR
                 share = lambda gain, gap: f"{gain / gap:.0%}" if gap > 0 else "no gap"  # noqa: E731
                 out.append(

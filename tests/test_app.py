@@ -476,7 +476,7 @@ def test_baseline_checkpoint_hides_trigger(tmp_path):
         assert not demo.mri.has_trigger and demo.mri.examples == []
         entry, _ = demo.mri.load_and_reconstruct(str(_one_slice(tmp_path)), "random", 8, "scan", 0)
         assert "trigger" not in entry.result.settings and "|-|" in entry.key  # not passed to a baseline
-        assert entry.result.metrics["SSIM"] > 0 and 6 < entry.result.acceleration < 10
+        assert np.isfinite(entry.result.metrics["SSIM"]) and 6 < entry.result.acceleration < 10  # random U-Net
         text, measured, heldout = entry.consistency[0]  # an image-only network: the figure says why it is empty
         assert "returns images only" in text and measured is None and heldout is None
     finally:

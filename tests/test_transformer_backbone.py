@@ -141,7 +141,7 @@ def test_tta_refuses_the_transformer_like_none():
     columns = mask[0, 0, 0, :, 0].numpy().astype(np.bool_)
     for name in ("transformer", "none"):
         with pytest.raises(ValueError, match=f"Trigger layers.*'{name}'"):
-            adapt(ReconModel(backbone=name, patch_size=8, **SMALL), k, columns, 8, TTAConfig(steps=1))
+            adapt(ReconModel(backbone=name, patch_size=8, **SMALL), k, columns, 8, TTAConfig(steps=1, params="trigger"))
 
 
 def test_1p3b_parameter_count_close_to_nirvana():

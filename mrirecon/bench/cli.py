@@ -77,7 +77,7 @@ def _tta() -> argparse.ArgumentParser:
     p.add_argument("--tta-steps", type=int, default=10)
     p.add_argument("--tta-slices", type=int, default=16, help="slices of the volume")
     p.add_argument("--tta-repeats", type=int, default=3)
-    p.add_argument("--tta-params", nargs="+", default=["trigger+heads"], help="adapter sets, one row each")
+    p.add_argument("--tta-params", nargs="+", default=["cascades"], help="adapter sets, one row each")
     return p
 
 

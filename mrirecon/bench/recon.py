@@ -251,7 +251,7 @@ def bench_tta(args: argparse.Namespace) -> list[dict]:
     k, m, nlf = make_inputs(args.tta_slices, args.coils, tuple(args.size), args.acceleration, args.mask_type, "cpu")
     kspace, cols = torch.view_as_complex(k).numpy(), m[0, 0, 0, :, 0].numpy()
     rows = []
-    for params, batch in itertools.product(getattr(args, "tta_params", ["trigger+heads"]), args.batch):
+    for params, batch in itertools.product(getattr(args, "tta_params", ["cascades"]), args.batch):
         tta = TTAConfig(steps=args.tta_steps, patience=args.tta_steps, params=params)
         rec = Reconstructor(net, device=device, tta=tta)
         row = _row("tta", "ours", net, args, device, mode="eager", batch=batch, repeats=args.tta_repeats)
