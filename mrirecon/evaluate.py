@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cli.options import parse_options
 from .data import (
     InvalidInputError,
     Volume,
@@ -50,6 +50,8 @@ from .data import (
 )
 from .data.transforms import center_run_length
 from .io import read_volume
+from .io.files import write_text_atomically
+from .io.markdown import markdown_table
 from .metrics import METRIC_NAMES, center_crop_to, volume_metrics
 from .progress import Progress
 
@@ -87,21 +89,6 @@ class MethodSpec:
         return self.base is not None
 
 
-def _value(text: str) -> Any:
-    """Override values: int, float, true/false, none, else the string."""
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_method(spec: str) -> MethodSpec:
     """Parse ``[NAME=]TARGET[:key=value,...]``; TARGET is ``zero-filled``, ``sense``, ``l1-wavelet`` or a
     codec folder (a folder named like a classical method must be written ``./sense``).
@@ -114,12 +101,10 @@ def parse_method(spec: str) -> MethodSpec:
     name, (target, _, opts) = name.strip(), rest.partition(":")
     if not name or not target:
         raise UsageError(f"method {spec!r}: give NAME=CODEC_DIR or one of {', '.join(CLASSICAL_METHODS)}")
-    overrides: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in opts.split(","))):
-        key, eq2, val = item.partition("=")
-        if not eq2 or not key.strip():
-            raise UsageError(f"method {spec!r}: override {item!r} is not key=value")
-        overrides[key.strip()] = _value(val.strip())
+    try:
+        overrides = parse_options(opts.split(","), f"method {spec!r}: override")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if target in CLASSICAL_METHODS:
         if target == "zero-filled" and overrides:
             raise UsageError(f"method {spec!r}: zero-filled takes no options")
@@ -741,8 +726,7 @@ def markdown(summary: pd.DataFrame, header: str, mask_type: str) -> str:
         "",
     ]
     for acc in sorted(summary["acceleration"].unique()):
-        lines += [f"## {int(acc)}x", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(row) + " |" for row in table_rows(summary, acc)]
+        lines += [f"## {int(acc)}x", "", *markdown_table(COLUMNS, table_rows(summary, acc))]
         lines.append("")
     lines += [TIMING_NOTE, ""]
     if summary.attrs.get("tuning"):
@@ -758,18 +742,6 @@ def markdown(summary: pd.DataFrame, header: str, mask_type: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 OUTPUT_NAMES = ("summary.md", "summary.csv", "per_volume.csv")
 
 
@@ -777,9 +749,9 @@ def write_outputs(summary: pd.DataFrame, out: Path, header: str, mask_type: str)
     """``out/summary.md``, ``out/summary.csv``, ``out/per_volume.csv`` (each written atomically; the
     folder is created)."""
     paths = [out / name for name in OUTPUT_NAMES]
-    _atomic_write_text(paths[0], markdown(summary, header, mask_type))
-    _atomic_write_text(paths[1], summary.to_csv(index=False, float_format="%.6g"))
-    _atomic_write_text(paths[2], summary.attrs["per_volume"].to_csv(index=False, float_format="%.6g"))
+    write_text_atomically(paths[0], markdown(summary, header, mask_type))
+    write_text_atomically(paths[1], summary.to_csv(index=False, float_format="%.6g"))
+    write_text_atomically(paths[2], summary.attrs["per_volume"].to_csv(index=False, float_format="%.6g"))
     return paths
 
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from .io.files import write_text_atomically
+
 TUNABLE = ("sense", "l1-wavelet", "bart")
 DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
     "sense": {"lamda": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "crop": [0.0, 0.5, 0.8, 0.9, 0.95]},
@@ -111,10 +113,9 @@ def tune(
 
 def save_tuned(record: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``record`` as JSON atomically."""
-    from .evaluate import _atomic_write_text
 
     path = Path(path)
-    _atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
+    write_text_atomically(path, json.dumps(record, indent=1, default=float) + "\n")
     return path
 
 

@@ -1,0 +1,1 @@
+"""The ``mrirecon`` command and what its subcommands share."""
