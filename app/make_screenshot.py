@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from mrirecon.app import CHROMIUM_ARGS
+from mrirecon.io.files import write_atomically
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,10 +34,7 @@ def shrink_png(path: Path, colors: int = 128) -> Path:
 
     with Image.open(path) as im:
         small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    tmp = path.with_name(f".{path.name}.tmp")
-    small.save(tmp, format="PNG", optimize=True)
-    tmp.replace(path)
-    return path
+    return write_atomically(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
 
 
 def screenshot(checkpoint: Path, example: str, out: Path, slice_steps: int = 0, tta_steps: int = 0) -> Path:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import logging
 import os
 import re
@@ -60,6 +59,7 @@ from .checkpoint import DEFAULT_CHECKPOINT
 from .data import MASK_TYPES, InvalidInputError, Limits, Volume
 from .deid import strip_ismrmrd_identity
 from .io import read_volume, validate_input
+from .io.files import file_sha256
 from .metrics import nmse, psnr, ssim, volume_metrics
 
 log = logging.getLogger(__name__)
@@ -99,14 +99,6 @@ def parse_size(size: str | int) -> int:
         raise ValueError(f"cannot read the size {size!r} (use e.g. 200mb, 1gb or a number of bytes)")
     unit = (match.group(2) or "").lower()[:1]
     return int(float(match.group(1)) * _UNITS[unit])
-
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ adaptation note and the comparison PNG."""
 from __future__ import annotations
 
 import math
-import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .io.files import write_atomically
 
 ERROR_GAIN = 5  # the error map shows |recon - reference| x ERROR_GAIN
 PANEL_PIXELS = 512  # panels are enlarged (nearest neighbour) to at least this many pixels per side
@@ -203,7 +203,4 @@ def comparison_png(panels: list[tuple[str, np.ndarray]], path: Path) -> Path:
         draw.text((x, gap // 2), name, fill="white")
         canvas.paste(Image.fromarray(tile), (x, title + gap))
         x += tile.shape[1] + gap
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, path)  # complete files only
-    return path
+    return write_atomically(path, lambda tmp: canvas.save(tmp, format="PNG"))

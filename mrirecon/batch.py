@@ -1,51 +1,18 @@
-"""What every batch command shares: output-folder checks, short temporary names, stale-temporary
-cleanup and the one-line ``FAILED <file>: <problem>`` report.
+"""What every batch command shares: output-folder checks, stale-temporary cleanup and the one-line
+``FAILED <file>: <problem>`` report.
 
-Temporary outputs are named ``.mrirecon-<pid>-<8 hex>`` (short, whatever the input name's length) in
-the folder of their final output and renamed into place when complete. A temporary whose process is
-gone (a killed run) is removed by the next run on the same output folder.
+Outputs are written through :mod:`mrirecon.io.files` under short temporary names
+``.mrirecon-<pid>-<8 hex>`` and renamed into place when complete. A temporary whose process is gone
+(a killed run) is removed by the next run on the same output folder.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import tempfile
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
-TMP_PREFIX = ".mrirecon-"
-
-
-def temp_path(folder: str | os.PathLike, suffix: str = "") -> Path:
-    """A short unused hidden name in ``folder`` (created if missing) for a file or folder being written."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
-
-
-def default_file_mode() -> int:
-    """The mode a plainly created file gets (0644 under the usual umask 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) -> None:
-    """``write(temporary name)`` next to ``path``, then rename into place with the normal file mode
-    (mkstemp and the safetensors writer create files readable by their owner only)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from mrirecon.io.files import TMP_PREFIX, remove_path, temp_path
 
 
 def _pid_alive(pid: int) -> bool:
@@ -68,10 +35,7 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> int:
         pid_text = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit() or _pid_alive(int(pid_text)):
             continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        remove_path(path)
         removed += 1
     return removed
 

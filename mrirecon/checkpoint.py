@@ -7,7 +7,6 @@ checked against the recorded hash; it is never stored in a codec checkpoint. Not
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -18,20 +17,12 @@ import torch
 from torch import nn
 
 from .assets import asset
-from .batch import write_atomically
+from .io.files import file_sha256, write_atomically, write_text_atomically
 
 CARD = "card.json"
 WEIGHTS = "codec.safetensors"
 FORMAT = "mrirecon-codec/1"
 DEFAULT_CHECKPOINT = asset("default_codec")  # the repository's codecs/default, shipped in the wheel
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    write_atomically(path, write)
 
 
 def net_state(net: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -59,7 +50,7 @@ def save_codec(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS
-    _atomic_write(weights, lambda p: save_file(net_state(net, dtype), p, metadata={"format": FORMAT}))
+    write_atomically(weights, lambda p: save_file(net_state(net, dtype), p, metadata={"format": FORMAT}))
     backbone = getattr(net, "backbone", None)
     content = {
         "format": FORMAT,
@@ -67,9 +58,9 @@ def save_codec(
         "backbone": getattr(backbone, "reference", None),
         "stored_dtype": str(dtype or "as trained").removeprefix("torch."),
         **card,
-        "files": {WEIGHTS: _sha256(weights)},
+        "files": {WEIGHTS: file_sha256(weights)},
     }
-    _atomic_write(directory / CARD, lambda p: Path(p).write_text(json.dumps(content, indent=2, default=str) + "\n"))
+    write_text_atomically(directory / CARD, json.dumps(content, indent=2, default=str) + "\n")
     return directory
 
 
@@ -125,7 +116,7 @@ def load_codec(
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: missing")
     expected = card.get("files", {}).get(WEIGHTS)
-    if expected and _sha256(weights) != expected:
+    if expected and file_sha256(weights) != expected:
         raise ValueError(f"{weights}: sha256 differs from the card (file changed or corrupt)")
     cls = _net_class(card["net"]["class_path"])
     net = cls(**{**card["net"].get("init_args", {}), **overrides})

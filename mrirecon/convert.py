@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -63,7 +62,10 @@ import h5py
 import numpy as np
 
 from mrirecon import batch, deid, dicom
-from mrirecon.data.validate import InvalidInputError, check_dataset_size, check_finite, open_hdf5, read_header_xml
+from mrirecon.cli.options import parse_options
+from mrirecon.data.validate import InvalidInputError
+from mrirecon.data.volume import read_image
+from mrirecon.io.files import write_atomically
 
 __all__ = [
     "RECONSTRUCTION_KEYS",
@@ -111,44 +113,11 @@ def read_reconstruction_h5(
     :data:`RECONSTRUCTION_KEYS` present. Raises :class:`H5InputError` with the problem: not HDF5,
     truncated/corrupt, missing dataset, wrong rank or dtype, empty, NaN/Inf values.
     """
-    path = Path(path)
     try:
-        return _read_reconstruction_h5(path, dataset)
+        image = read_image(path, [dataset] if dataset else RECONSTRUCTION_KEYS, with_header=True)
     except InvalidInputError as exc:
         raise H5InputError(exc.problem) from None
-
-
-def _read_reconstruction_h5(path: Path, dataset: str | None) -> tuple[np.ndarray, str | None, dict[str, Any], str]:
-    with open_hdf5(path) as f:
-        keys = [dataset] if dataset else [k for k in RECONSTRUCTION_KEYS if k in f]
-        if not keys or keys[0] not in f:
-            wanted = dataset or " or ".join(RECONSTRUCTION_KEYS)
-            found = ", ".join(sorted(f.keys())) or "nothing"
-            raise H5InputError(f"missing reconstruction dataset {wanted} (file holds: {found})")
-        key = keys[0]
-        obj = f[key]
-        if not isinstance(obj, h5py.Dataset):
-            raise H5InputError(f"'{key}' is not a dataset")
-        if obj.dtype.kind == "c":
-            raise H5InputError(f"'{key}' is complex ({obj.dtype}); expected a magnitude image")
-        if obj.dtype.kind not in "fiu":
-            raise H5InputError(f"'{key}' has dtype {obj.dtype}; expected real numbers")
-        if obj.ndim != 3:
-            raise H5InputError(f"'{key}' has shape {obj.shape}; expected [slices, height, width]")
-        if 0 in obj.shape:
-            raise H5InputError(f"'{key}' is empty (shape {obj.shape})")
-        check_dataset_size(path, key, obj)
-        check_finite(path, key, obj)
-        try:
-            volume = np.asarray(obj[()], dtype=np.float32)
-        except (OSError, ValueError) as exc:
-            raise H5InputError(f"cannot read '{key}', truncated or corrupt? ({exc})") from exc
-        try:
-            header = read_header_xml(path, f)
-        except (InvalidInputError, OSError, ValueError):
-            header = None
-        attrs = {k: _decode(v) for k, v in f.attrs.items()}
-    return volume, header, attrs, key
+    return image.volume, image.header_xml, {k: _decode(v) for k, v in image.attrs.items()}, image.key
 
 
 def geometry_from_h5(header_xml: str | None, attrs: dict[str, Any]) -> dicom.Geometry:
@@ -192,32 +161,6 @@ def _identity_from_attrs(attrs: dict[str, Any], header_xml: str | None) -> dict[
 
 
 # --------------------------------------------------------------------------------------------
-# Atomic outputs
-
-
-def _temp_sibling(dst: Path) -> Path:
-    return batch.temp_path(dst.parent)
-
-
-def _commit(tmp: Path, dst: Path) -> None:
-    """Move ``tmp`` to ``dst``, replacing an existing ``dst`` (file or folder)."""
-    if dst.is_dir() and not dst.is_symlink():
-        trash = _temp_sibling(dst)
-        os.replace(dst, trash)
-        os.replace(tmp, dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, dst)
-
-
-def _discard(tmp: Path) -> None:
-    if tmp.is_dir():
-        shutil.rmtree(tmp, ignore_errors=True)
-    elif tmp.exists():
-        tmp.unlink()
-
-
-# --------------------------------------------------------------------------------------------
 # Conversions of one item (run in worker processes)
 
 
@@ -251,15 +194,14 @@ def _volume_to_dicom(
         ):
             if attrs.get(attr):
                 kwargs[kw] = str(attrs[attr])
-    tmp = _temp_sibling(dst)
-    try:
+
+    def write(tmp: Path) -> None:
         if enhanced:
             dicom.write_enhanced(volume, tmp / ENHANCED_NAME, **kwargs)
         else:
             dicom.write_series(volume, tmp, **kwargs)
-        _commit(tmp, dst)
-    finally:
-        _discard(tmp)
+
+    write_atomically(dst, write)
 
 
 def write_dicom_volume(
@@ -391,8 +333,8 @@ def ismrmrd_to_h5_file(src: str | Path, dst: str | Path, *, keep_identity: bool 
         attrs["source_file"] = src.name
     else:
         attrs = public_attrs(attrs)
-    tmp = _temp_sibling(dst)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as hf:
             hf.create_dataset("kspace", data=volume.kspace)
             if header is not None:
@@ -404,9 +346,8 @@ def ismrmrd_to_h5_file(src: str | Path, dst: str | Path, *, keep_identity: bool 
                 hf.create_dataset("mask", data=volume.mask.astype(np.float32))
             for key, value in attrs.items():
                 hf.attrs[key] = value
-        _commit(tmp, dst)
-    finally:
-        _discard(tmp)
+
+    write_atomically(dst, write)
     return dst
 
 
@@ -434,8 +375,8 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
                 ("series", "study", "frame"), (series.series_uid, series.study_uid, series.frame_of_reference_uid)
             )
         )
-    tmp = _temp_sibling(dst)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("reconstruction", data=series.volume)
             a = f.attrs
@@ -464,9 +405,8 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
                 a["patient_sex"] = str(first.get("PatientSex", ""))
             else:
                 a["patient_id"] = dicom.pseudonym(_dicom_patient_key(first, series.series_uid))
-        _commit(tmp, dst)
-    finally:
-        _discard(tmp)
+
+    write_atomically(dst, write)
     return dst
 
 
@@ -611,15 +551,11 @@ def _series_dst(
 
 
 def _parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--recon-option`` values as YAML scalars (``none`` stays text: a backbone name); ``-`` in a key is ``_``."""
     import yaml
 
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--recon-option expects KEY=VALUE, got {item!r}")
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
-    return options
+    options = parse_options(items, "--recon-option", lambda text: yaml.safe_load(text) if text else None)
+    return {key.replace("-", "_"): value for key, value in options.items()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "MixedMaskFunc",
     "adjoint_op",
     "center_crop",
+    "coil_images_rss_np",
     "coil_noise",
     "data_consistency",
     "fft2c",
@@ -134,6 +135,12 @@ def zero_filled_rss_np(kspace: np.ndarray, crop: tuple[int, int] | None = None) 
     """fastMRI's target/zero-filled image: RSS of complex [...,C,H,W] k-space, centre-cropped -> [...,h,w]."""
     image = rss_np(kspace)
     return np.ascontiguousarray(image if crop is None else center_crop(image, crop))
+
+
+def coil_images_rss_np(maps: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """RSS of the coil images ``S_c x`` of one image x [H,W] under maps S [C,H,W] -> float32 [H,W]
+    (``|x| sqrt(sum_c |S_c|^2)``: where the maps are zeroed, so is the image)."""
+    return np.sqrt(np.sum(np.abs(maps * image[None]) ** 2, axis=0)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from . import batch
 from .checkpoint import DEFAULT_CHECKPOINT
 from .deid import strip_ismrmrd_identity
 from .io import OUTPUT_FORMATS, read_volume, write_output
+from .io.files import write_atomically
 from .io.outputs import carried_attrs, output_path, public_name
 from .progress import Progress, ProgressCallback
 
@@ -50,18 +51,16 @@ def write_reconstruction(path: Path, recon: np.ndarray, attrs: dict[str, Any], h
     """fastMRI submission file, written to a temporary name and renamed."""
     if not np.isfinite(recon).all():
         raise ValueError(f"{path}: the reconstruction holds NaN or Inf values; nothing written")
-    tmp = batch.temp_path(path.parent, ".h5")
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as hf:
             hf.create_dataset("reconstruction", data=recon.astype(np.float32))
             if header_xml is not None:
                 hf.create_dataset("ismrmrd_header", data=header_xml)
             for k, v in attrs.items():
                 hf.attrs[k] = v
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    write_atomically(path, write, ".h5")
 
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}

@@ -23,11 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-TUNABLE = ("sense", "l1-wavelet", "bart")
+from .evaluate.methods import CLASSICAL
+from .io.files import write_text_atomically
+
+# the classical methods with a grid in the registry (mrirecon.evaluate.methods.CLASSICAL) and their grids
+TUNABLE = tuple(name for name, method in CLASSICAL.items() if method.grid)
 DEFAULT_GRID: dict[str, dict[str, list[float]]] = {
-    "sense": {"lamda": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "crop": [0.0, 0.5, 0.8, 0.9, 0.95]},
-    "l1-wavelet": {"lamda": [0.0001, 0.0003, 0.001, 0.003, 0.01], "crop": [0.0, 0.8]},
-    "bart": {"lamda": [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1], "crop": [0.0, 0.8]},
+    name: {key: list(values) for key, values in CLASSICAL[name].grid.items()} for name in TUNABLE
 }
 CRITERION = "highest mean SSIM over validation volumes (ties: higher mean PSNR)"
 
@@ -111,10 +113,9 @@ def tune(
 
 def save_tuned(record: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``record`` as JSON atomically."""
-    from .evaluate import _atomic_write_text
 
     path = Path(path)
-    _atomic_write_text(path, json.dumps(record, indent=1, default=float) + "\n")
+    write_text_atomically(path, json.dumps(record, indent=1, default=float) + "\n")
     return path
 
 

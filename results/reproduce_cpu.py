@@ -109,7 +109,7 @@ def steps() -> list[Step]:
              needs=["{out}/random_tuned.json"]),
         Step("background-floor", "Results: generalisation against BART, the background levels (needs the "
              "GPU-trained E2E-VarNet of codecs/train_default.sh)", 2400,
-             ["{py}", "codecs/background_floor.py", RANDOM_DATA], cwd="root", needs=[str(VARNET_DEFAULT)],
+             ["{py}", "experiments/background_floor.py", RANDOM_DATA], cwd="root", needs=[str(VARNET_DEFAULT)],
              check="script"),
         Step("harness-small-test", "results/README.md: harness_small_test (classical baselines tuned on val)", 5400,
              _evaluate(f"{SMALL_DATA}/test_format", f"{SMALL_DATA}/test_truth",
@@ -134,7 +134,7 @@ def steps() -> list[Step]:
                              "{out}/synth_small"),
              needs=["{work}/runs/unet/codec", "{work}/runs/varnet/codec", "{work}/runs/tiny/codec"]),
         Step("study-equal-steps", "Results: the study with equal steps (results/study_equal_steps/study.md)", 5400,
-             ["bash", "{root}/codecs/study.sh", "part1", "{out}/study_equal_steps", "0"], check="bash",
+             ["bash", "{root}/experiments/study.sh", "part1", "{out}/study_equal_steps", "0"], check="bash",
              env={"EPOCHS": "6", "ACCELERATOR": "cpu", "DEVICE": "cpu", "WORKERS": "1", "PYTHON": "{py}",
                   "DATA": SMALL_DATA}),
     ]  # fmt: skip

@@ -9,8 +9,8 @@ import torch
 
 from mrirecon.data import anatomy, coils, randomsim, validate_file
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig, draw_physics
-from mrirecon.data.synth import build_random_volume, generate_dataset, main, rss_target
-from mrirecon.physics import noise_correlation, random_noise_covariance
+from mrirecon.data.synth import build_random_volume, generate_dataset, main
+from mrirecon.physics import noise_correlation, random_noise_covariance, zero_filled_rss_np
 
 TINY = SIM_PRESETS["random-tiny"]
 
@@ -164,7 +164,7 @@ def test_dataset_layout_format_and_truth(random_root):
         params = json.loads(v.attrs["synth_params"])
         assert tuple(params["matrix"]) in TINY.matrices
         assert v.kspace.shape[2:] == tuple(params["matrix"][:2]) and v.crop_size == tuple(params["matrix"][2:])
-        np.testing.assert_allclose(rss_target(v.kspace, v.crop_size), v.target, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(zero_filled_rss_np(v.kspace, v.crop_size), v.target, rtol=1e-5, atol=1e-9)
     for path in sorted((random_root / "physics_test_format").glob("*.h5")):
         v = read_volume(path)
         params = json.loads(v.attrs["synth_params"])

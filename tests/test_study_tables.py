@@ -1,15 +1,32 @@
-"""The study summary (mrirecon.study_tables) on synthetic evaluate outputs with known arithmetic."""
+"""The study summary (experiments/study_tables.py) on synthetic evaluate outputs with known arithmetic."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mrirecon.evaluate import summarize_frame, write_outputs
-from mrirecon.study_tables import default_shift_rows, load_study, main, markdown, shift_table, tta_table, variant_table
+
+
+def _study_tables():
+    """The script, loaded by path: experiments/ is outside the package."""
+    path = Path(__file__).resolve().parents[1] / "experiments" / "study_tables.py"
+    spec = importlib.util.spec_from_file_location("study_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study_tables"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+_st = _study_tables()
+default_shift_rows, load_study, main, markdown = _st.default_shift_rows, _st.load_study, _st.main, _st.markdown
+shift_table, tta_table, variant_table = _st.shift_table, _st.tta_table, _st.variant_table
 
 # (split, method, acceleration) -> per seed (SSIM, s/slice); two volumes of 6 slices each score SSIM -/+ 0.01
 SCORES = {

@@ -83,3 +83,9 @@ def test_wheel_installs_and_reconstructs_an_example(tmp_path):
         recon = hf["reconstruction"][()]
         assert hf.attrs["model"].startswith("mrirecon.")
     assert recon.ndim == 3 and np.isfinite(recon).all() and recon.max() > 0
+
+    # the console script of [project.scripts], the same reconstruction through `mrirecon reconstruct`
+    command = [str(venv / "bin" / "mrirecon"), "reconstruct", "--input", str(example), "--output", "out2"]
+    _run([*command, "--device", "cpu"], cwd=work)
+    with h5py.File(work / "out2" / example.name, "r") as hf:
+        np.testing.assert_allclose(hf["reconstruction"][()], recon, rtol=1e-5, atol=1e-7)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..physics import coil_images_rss_np
+
 __all__ = ["BartError", "bart_available", "bart_espirit", "bart_pics", "read_cfl", "write_cfl"]
 
 BART_LAMDA = 0.001  # the value the comparison used; tune with ``mrirecon.tuning``
@@ -158,5 +160,4 @@ def bart_pics(
         write_cfl(cwd / "pat", pattern[:, :, None])
         _bart(*args, "ksp", "sens", "img", cwd=cwd)
         x = read_cfl(cwd / "img").reshape(H, W)
-    rss = np.sqrt(np.sum(np.abs(sens * x[None]) ** 2, axis=0))
-    return (rss * scale).astype(np.float32)
+    return coil_images_rss_np(sens, x) * np.float32(scale)

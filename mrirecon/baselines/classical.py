@@ -32,7 +32,7 @@ import sigpy as sp
 import sigpy.mri
 import torch
 
-from ..physics import rss
+from ..physics import coil_images_rss_np, rss
 
 __all__ = [
     "CLASSICAL",
@@ -148,11 +148,6 @@ def _prepare(
     return kspace, weights, maps.astype(np.complex64, copy=False), scale
 
 
-def _coil_rss(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """RSS of the coil images S_c x: what fastMRI's RSS target measures ([H, W] float32)."""
-    return np.sqrt(np.sum(np.abs(maps * image[None]) ** 2, axis=0)).astype(np.float32)
-
-
 def sense(
     kspace: np.ndarray,
     mask: np.ndarray,
@@ -188,7 +183,7 @@ def sense(
         show_pbar=False,
     )
     x = np.asarray(app.run())
-    return _coil_rss(x, mps) * np.float32(scale)
+    return coil_images_rss_np(mps, x) * np.float32(scale)
 
 
 def l1_wavelet(
@@ -225,7 +220,7 @@ def l1_wavelet(
         show_pbar=False,
     )
     x = np.asarray(app.run())
-    return _coil_rss(x, mps) * np.float32(scale)
+    return coil_images_rss_np(mps, x) * np.float32(scale)
 
 
 @dataclass(frozen=True)

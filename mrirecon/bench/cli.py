@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.files import write_text_atomically
 from .backbone import DTYPES, bench_backbone
 from .recon import RECIPES, bench_slice, bench_train, bench_tta, init_args
 from .report import add_ratios, markdown, write_json
@@ -134,6 +135,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         write_json(rows, args.json)
     table = markdown(rows)
     if args.markdown:
-        args.markdown.write_text(table + "\n")
+        write_text_atomically(args.markdown, table + "\n")
     print(table)
     return rows

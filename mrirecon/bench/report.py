@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..io.markdown import markdown_table
 from .timing import copy_ceiling, device_name, matmul_ceiling
 
 # Every row has these keys (None where a value does not apply); benches add their own after them.
@@ -154,8 +155,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             return ""
         if isinstance(v, float):
             return f"{v:.3g}" if math.isfinite(v) else "nan"
-        return str(v).replace("|", "/")[:80]
+        return str(v)[:80]
 
-    lines = [header(rows), "", "| " + " | ".join(COLUMNS.values()) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r.get(k)) for k in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines)
+    table = markdown_table(list(COLUMNS.values()), ([fmt(r.get(k)) for k in COLUMNS] for r in rows))
+    return "\n".join([header(rows), "", *table])

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..assets import asset
+from ..io.files import file_sha256
 from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
 BACKBONE_DIR = asset("backbone")
@@ -115,7 +116,7 @@ def build_backbone(
             else _load_partial(weights, cfg)
         )
         body = full.model if isinstance(full, NirvanaForCausalLM) else full
-        ref.update(weights=str(weights), sha256=_file_sha256(Path(weights) / "model.safetensors"))
+        ref.update(weights=str(weights), sha256=file_sha256(Path(weights) / "model.safetensors"))
     else:
         with torch.random.fork_rng(devices=[]):  # the default inits draw from the global RNG: keep the caller's
             torch.manual_seed(seed)
@@ -194,11 +195,3 @@ def _load_partial(weights: str, cfg: NirvanaConfig) -> NirvanaModel:
         raise ValueError(f"{weights}: missing tensor(s) {', '.join(missing[:5])}")
     body.load_state_dict({k: tensors[k] for k in expected}, strict=True)
     return body
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -43,6 +43,7 @@ from mrirecon.data import randomsim
 from mrirecon.data.ismrmrd import make_header
 from mrirecon.data.masks import STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig
+from mrirecon.io.files import write_atomically, write_text_atomically
 from mrirecon.physics import fft2c_np, zero_filled_rss_np
 
 FORMAT_VERSION = 1
@@ -252,11 +253,6 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray
     return (field + ramp).astype(np.float32)
 
 
-def rss_target(kspace: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
-    """fastMRI's target: root-sum-of-squares of the coil images [S,C,H,W], centre-cropped -> [S,h,w]."""
-    return zero_filled_rss_np(kspace, crop)
-
-
 def simulate_kspace(
     anatomy: np.ndarray, num_coils: int, oversampling: int, snr: float, peak: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +275,7 @@ def simulate_kspace(
     kspace = fft2c_np(coil_img)
     noise = rng.standard_normal((2, *kspace.shape), dtype=np.float32) * np.float32(sigma / np.sqrt(2))
     kspace = (kspace + (noise[0] + 1j * noise[1])).astype(np.complex64)
-    return kspace, rss_target(kspace, (h, w))
+    return kspace, zero_filled_rss_np(kspace, (h, w))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,14 +284,15 @@ def simulate_kspace(
 
 def _atomic_h5(path: Path, datasets: dict[str, np.ndarray | str], attrs: dict[str, object]) -> None:
     """Write one HDF5 file under a temporary name, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w", libver="earliest", track_order=False) as hf:
-        for key, value in datasets.items():
-            hf.create_dataset(key, data=value, track_times=False)
-        for key, value in attrs.items():
-            hf.attrs[key] = value
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w", libver="earliest", track_order=False) as hf:
+            for key, value in datasets.items():
+                hf.create_dataset(key, data=value, track_times=False)
+            for key, value in attrs.items():
+                hf.attrs[key] = value
+
+    write_atomically(path, write, ".h5")
 
 
 @dataclass
@@ -483,9 +480,7 @@ def generate_dataset(
     bar.close()
     marker = {"format_version": FORMAT_VERSION, "preset": name, "seed": seed, **asdict(cfg)}
     marker["build_seconds"] = round(time.perf_counter() - t0, 2)
-    tmp = root / f"{MARKER}.tmp"
-    tmp.write_text(json.dumps(marker, indent=1))
-    os.replace(tmp, root / MARKER)
+    write_text_atomically(root / MARKER, json.dumps(marker, indent=1))
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,31 +84,69 @@ def read_volume(path: str | os.PathLike, challenge: str | None = None, limits: L
     )
 
 
+@dataclass
+class ImageFile:
+    """A magnitude image volume read from HDF5: ``volume`` float32 [S,H,W], the dataset ``key`` used,
+    the file's raw ``attrs`` and its ``ismrmrd_header`` (when asked for and readable, else None)."""
+
+    volume: np.ndarray
+    key: str
+    attrs: dict[str, Any]
+    header_xml: str | None = None
+
+
+def read_image(
+    path: str | os.PathLike, keys: Sequence[str], limits: Limits | None = None, with_header: bool = False
+) -> ImageFile:
+    """Read the first of ``keys`` present in an HDF5 file as a checked image volume -> :class:`ImageFile`.
+
+    The one gate of every image input (ground truth, reconstructions, converter inputs): the file passes
+    :func:`~mrirecon.data.validate.open_hdf5`; the dataset must be real numbers (not complex), 3-D
+    [S,H,W], non-empty, within the size caps ``limits`` and finite. Raises :class:`InvalidInputError`.
+    """
+    path = Path(path)
+    try:
+        with open_hdf5(path) as hf:
+            key = next((k for k in keys if k in hf), None)
+            if key is None:
+                found = ", ".join(sorted(hf.keys())) or "nothing"
+                wanted = " or ".join(f"'{k}'" for k in keys)
+                raise InvalidInputError(path, f"missing reconstruction dataset {wanted} (file holds: {found})")
+            dset = hf[key]
+            if not isinstance(dset, h5py.Dataset):
+                raise InvalidInputError(path, f"'{key}' is not a dataset")
+            if dset.dtype.kind == "c":
+                raise InvalidInputError(path, f"'{key}' is complex ({dset.dtype}); expected a magnitude image")
+            if dset.dtype.kind not in "fiu":
+                raise InvalidInputError(path, f"'{key}' has dtype {dset.dtype}; expected real numbers")
+            if dset.ndim != 3:
+                raise InvalidInputError(path, f"'{key}' has shape {dset.shape}; expected [slices, height, width]")
+            if 0 in dset.shape:
+                raise InvalidInputError(path, f"'{key}' is empty (shape {dset.shape})")
+            check_dataset_size(path, key, dset, limits)
+            check_finite(path, key, dset)
+            try:
+                volume = np.asarray(dset[()], dtype=np.float32)
+            except (OSError, ValueError) as err:
+                raise InvalidInputError(path, f"cannot read '{key}', truncated or corrupt? ({err})") from None
+            header = None
+            if with_header:
+                try:
+                    header = read_header_xml(path, hf)
+                except (InvalidInputError, OSError, ValueError):
+                    header = None  # an unreadable header only costs the geometry it would give
+            attrs = dict(hf.attrs.items())
+    except OSError as err:
+        raise corrupt_hdf5(path, err) from None
+    return ImageFile(volume, key, attrs, header)
+
+
 def read_target(
     path: str | os.PathLike, key: str | None = None, limits: Limits | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a target-only (ground-truth) or reconstruction file -> (float32 [S,h,w], attrs).
 
-    ``key`` defaults to ``reconstruction_rss``, else ``reconstruction_esc``. Validated through the
-    same gate as k-space files (:func:`~mrirecon.data.validate.open_hdf5`, size caps ``limits``):
-    HDF5, nothing outside the file, readable, dataset present, real-valued 3-D, finite.
+    ``key`` defaults to ``reconstruction_rss``, else ``reconstruction_esc``; checked by :func:`read_image`.
     """
-    path = Path(path)
-    try:
-        with open_hdf5(path) as hf:
-            if key is None:
-                key = next((k for k in ("reconstruction_rss", "reconstruction_esc") if k in hf), None)
-                if key is None:
-                    raise InvalidInputError(path, "missing dataset 'reconstruction_rss' or 'reconstruction_esc'")
-            if key not in hf or not isinstance(hf[key], h5py.Dataset):
-                raise InvalidInputError(path, f"missing dataset '{key}' (file has: {sorted(hf.keys())})")
-            dset = hf[key]
-            if dset.ndim != 3 or dset.dtype.kind != "f":
-                raise InvalidInputError(path, f"'{key}' must be a real volume [S,h,w], got {dset.dtype} {dset.shape}")
-            check_dataset_size(path, key, dset, limits)
-            check_finite(path, key, dset)
-            data = np.asarray(dset[()], dtype=np.float32)
-            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in hf.attrs.items()}
-    except OSError as err:
-        raise corrupt_hdf5(path, err) from None
-    return data, attrs
+    image = read_image(path, [key] if key else ["reconstruction_rss", "reconstruction_esc"], limits)
+    return image.volume, {k: (v.item() if isinstance(v, np.generic) else v) for k, v in image.attrs.items()}

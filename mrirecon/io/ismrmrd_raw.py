@@ -43,6 +43,7 @@ from mrirecon.data.validate import (
     open_hdf5,
 )
 from mrirecon.data.volume import Volume
+from mrirecon.physics import zero_filled_rss_np
 
 GROUP = "dataset"
 GEOMETRY_KEYS = (
@@ -134,7 +135,7 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | 
         **geometry,
     }
     if mask.all():
-        target = _rss_target(kspace, crop)
+        target = zero_filled_rss_np(kspace, crop)  # fully sampled: the RSS target
         mask_out, nlf = None, None
         max_value = float(target.max())
     else:
@@ -417,15 +418,6 @@ def _remove_oversampling(kspace: np.ndarray, enc: dict) -> np.ndarray:
     start = nx // 2 - keep // 2
     cropped = sigpy.fft(image[..., start : start + keep, :], axes=(-2,))
     return np.ascontiguousarray(cropped, dtype=np.complex64)
-
-
-def _rss_target(kspace: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
-    """Root-sum-of-squares image of fully sampled k-space cropped to the recon matrix: float32 [S,h,w]."""
-    images = sigpy.ifft(kspace, axes=(-2, -1))
-    rss = np.sqrt((np.abs(images) ** 2).sum(axis=1))
-    h, w = rss.shape[-2:]
-    top, left = (h - crop[0]) // 2, (w - crop[1]) // 2
-    return np.ascontiguousarray(rss[:, top : top + crop[0], left : left + crop[1]], dtype=np.float32)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The array is stored as ``[W, H, S]`` (i along a DICOM row = columns, j down the 
 the usual DICOM-to-NIfTI layout; the affine maps (i, j, k) to RAS millimetres. When the geometry has
 no orientation (``geometry_known=False``) the affine holds the voxel sizes on assumed axes, the form
 codes say "aligned" rather than "scanner", and the description says so. Written atomically under
-a short temporary name (:func:`mrirecon.batch.temp_path`).
+a short temporary name (:func:`mrirecon.io.files.write_atomically`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mrirecon import batch
 from mrirecon.dicom import Geometry
+from mrirecon.io.files import write_atomically
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 UNKNOWN_ORIENTATION = "orientation unknown: voxel sizes only, axes assumed"
@@ -55,10 +55,4 @@ def write_nifti(path: str | os.PathLike, volume: np.ndarray, geometry: Geometry,
     img.header.set_xyzt_units("mm")
     img.header["descrip"] = DESCRIPTION if geometry_known else f"{DESCRIPTION}; {UNKNOWN_ORIENTATION}"
     suffix = ".nii.gz" if path.name.endswith(".gz") else ".nii"
-    tmp = batch.temp_path(path.parent, suffix)  # short name, cleaned by the next run if this one is killed
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda tmp: nib.save(img, tmp), suffix)

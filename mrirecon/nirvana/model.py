@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..batch import write_atomically
+from ..io.files import write_atomically
 from .config import NirvanaConfig
 from .layers import LayerState, NirvanaBlock, RMSNorm
 from .trigger import TriggerBank

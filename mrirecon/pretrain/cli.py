@@ -23,8 +23,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from ..batch import default_file_mode
-from .corpus import atomic_write_bytes
+from ..io.files import default_file_mode, write_atomically, write_bytes_atomically
 from .data import CorpusDataModule, ngram_baselines
 from .module import LMPretrainModule, non_embedding_params
 
@@ -112,8 +111,7 @@ def save_lm(model: LMPretrainModule, data: CorpusDataModule, out: Path, **run) -
     for written in out.iterdir():  # Hugging Face's writer leaves owner-only modes on some files
         if written.is_file():
             written.chmod(default_file_mode())
-    shutil.copyfile(data.hparams.tokenizer, out / ".tokenizer.json.tmp")
-    (out / ".tokenizer.json.tmp").replace(out / "tokenizer.json")
+    write_atomically(out / "tokenizer.json", lambda tmp: shutil.copyfile(data.hparams.tokenizer, tmp))
     loss = model.heldout_curve[-1]["loss"] if model.heldout_curve else float("nan")
     facts = {
         "architecture": model.hparams.architecture,
@@ -140,7 +138,7 @@ def save_lm(model: LMPretrainModule, data: CorpusDataModule, out: Path, **run) -
         "date": datetime.date.today().isoformat(),
         **run,
     }
-    atomic_write_bytes(out / FACTS_NAME, (json.dumps(facts, indent=1) + "\n").encode())
+    write_bytes_atomically(out / FACTS_NAME, (json.dumps(facts, indent=1) + "\n").encode())
 
 
 def main(args: list[str] | None = None) -> PretrainCLI:

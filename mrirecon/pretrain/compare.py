@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..io.files import write_bytes_atomically
+from ..io.markdown import markdown_table
 from .cli import FACTS_NAME
-from .corpus import atomic_write_bytes
 
 
 def load_facts(run: Path) -> dict:
@@ -30,21 +31,21 @@ def label(f: dict) -> str:
 
 def table(runs: list[dict]) -> str:
     """One row per run, plus the n-gram baselines of the first run (all runs share the held-out tokens)."""
-    head = (
-        "| model | layers | params (non-embedding) | tokens seen | steps | seconds | held-out loss | "
-        "held-out ppl | bits/byte |\n|---|---|---|---|---|---|---|---|---|\n"
-    )
+    header = [
+        "model", "layers", "params (non-embedding)", "tokens seen", "steps", "seconds",
+        "held-out loss", "held-out ppl", "bits/byte",
+    ]  # fmt: skip
     rows = []
     for f in runs:
         h = f["heldout"]
+        params = f"{f['parameters'] / 1e6:.1f}M ({f['non_embedding_parameters'] / 1e6:.1f}M)"
         rows.append(
-            f"| {label(f)} | {f['config']['num_hidden_layers']} | {f['parameters'] / 1e6:.1f}M "
-            f"({f['non_embedding_parameters'] / 1e6:.1f}M) | {f['tokens_seen'] / 1e6:.1f}M | {f.get('steps', '')} | "
-            f"{f.get('seconds', '')} | {h['loss']:.3f} | {h['ppl']:.2f} | {h['bits_per_byte']:.3f} |"
+            [label(f), f["config"]["num_hidden_layers"], params, f"{f['tokens_seen'] / 1e6:.1f}M", f.get("steps", "")]
+            + [f.get("seconds", ""), f"{h['loss']:.3f}", f"{h['ppl']:.2f}", f"{h['bits_per_byte']:.3f}"]
         )
     b = runs[0]["baselines"]
-    rows.append(f"| bigram (interpolated) | | | | | | | {b['bigram_ppl']:.2f} | |")
-    rows.append(f"| unigram (add-one) | | | | | | | {b['unigram_ppl']:.2f} | |")
+    rows.append(["bigram (interpolated)", *[""] * 6, f"{b['bigram_ppl']:.2f}", ""])
+    rows.append(["unigram (add-one)", *[""] * 6, f"{b['unigram_ppl']:.2f}", ""])
     notes = []
     if len({f["tokens_seen"] for f in runs}) > 1:
         notes.append("tokens seen differ between runs: a run stopped at its time bound before its step bound.")
@@ -55,7 +56,7 @@ def table(runs: list[dict]) -> str:
         notes.append("the runs were scored on different held-out data: rows are not comparable.")
     held = runs[0]["data"]["heldout_tokens_scored"]
     foot = f"\nHeld-out: {held:,} tokens of documents never trained on; perplexity per token of the shared tokenizer.\n"
-    return head + "\n".join(rows) + "\n" + foot + "".join(f"\n**Note:** {n}\n" for n in notes)
+    return "\n".join(markdown_table(header, rows)) + "\n" + foot + "".join(f"\n**Note:** {n}\n" for n in notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = table(facts)
     if args.out:
-        atomic_write_bytes(args.out, text.encode())
+        write_bytes_atomically(args.out, text.encode())
     print(text)
     return 1 if failed else 0
 

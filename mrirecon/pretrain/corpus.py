@@ -16,17 +16,17 @@ import hashlib
 import io
 import json
 import lzma
-import os
 import re
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+
+from ..io.files import file_sha256, write_bytes_atomically
 
 
 @dataclass(frozen=True)
@@ -322,20 +322,6 @@ def read_deb(deb: Path, source: Source) -> Iterator[Document]:
                 yield Document(source.package, name, text)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_corpus(docs: list[Document], heldout_percent: float, path: Path) -> dict[str, dict[str, int]]:
     """Write ``docs`` as xz-compressed JSON lines with their split; returns per-split document/char counts."""
     lines, counts = [], {"train": Counter(), "heldout": Counter()}
@@ -344,7 +330,7 @@ def write_corpus(docs: list[Document], heldout_percent: float, path: Path) -> di
         counts[split].update(documents=1, chars=len(d.text), bytes=len(d.text.encode()))
         lines.append(json.dumps({"source": d.source, "path": d.path, "split": split, "text": d.text}))
     blob = lzma.compress(("\n".join(lines) + "\n").encode(), preset=9 | lzma.PRESET_EXTREME)
-    atomic_write_bytes(path, blob)
+    write_bytes_atomically(path, blob)
     return {k: dict(v) for k, v in counts.items()}
 
 
@@ -375,7 +361,7 @@ def build(out: Path, cache: Path, heldout_percent: float = 2.0, sources: tuple[S
         per_source[s.package] = {
             **asdict(s),
             "deb": debs[s.package].name,
-            "deb_sha256": hashlib.sha256(debs[s.package].read_bytes()).hexdigest(),
+            "deb_sha256": file_sha256(debs[s.package]),
             "documents_extracted": len(found),
         }
     kept, stats = deduplicate(docs)
@@ -385,14 +371,14 @@ def build(out: Path, cache: Path, heldout_percent: float = 2.0, sources: tuple[S
     splits = write_corpus(kept, heldout_percent, out / "corpus.jsonl.xz")
     record = {
         "file": "corpus.jsonl.xz",
-        "sha256": hashlib.sha256((out / "corpus.jsonl.xz").read_bytes()).hexdigest(),
+        "sha256": file_sha256(out / "corpus.jsonl.xz"),
         "compressed_bytes": (out / "corpus.jsonl.xz").stat().st_size,
         "heldout_percent": heldout_percent,
         "splits": splits,
         "dedup": stats,
         "sources": per_source,
     }
-    atomic_write_bytes(out / "provenance.json", (json.dumps(record, indent=2) + "\n").encode())
+    write_bytes_atomically(out / "provenance.json", (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 

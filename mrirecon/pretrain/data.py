@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,16 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..io.files import file_sha256, write_atomically
 from .corpus import read_corpus
 from .tokenizer import EOS_ID, load_tokenizer
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tokenize_split(corpus: str | Path, tokenizer, split: str) -> tuple[np.ndarray, int]:
@@ -141,15 +132,8 @@ class CorpusDataModule(L.LightningDataModule):
         self.train_ids, _ = tokenize_split(hp.corpus, tok, "train")
         self.heldout_ids, heldout_bytes = tokenize_split(hp.corpus, tok, "heldout")
         self.heldout_bytes_per_token = heldout_bytes / len(self.heldout_ids)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=".tokens-", suffix=".npz")
-        os.close(fd)
-        try:
-            np.savez(tmp, train=self.train_ids, heldout=self.heldout_ids, heldout_bytes=heldout_bytes)
-            os.replace(tmp, cache)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        arrays = {"train": self.train_ids, "heldout": self.heldout_ids, "heldout_bytes": heldout_bytes}
+        write_atomically(cache, lambda tmp: np.savez(tmp, **arrays), ".npz")
 
     def heldout_windows(self) -> TokenWindows:
         hp = self.hparams

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Token-order ablation (how a causal backbone lets every output see the whole image), on one GPU: the
 # default codecs trained for the same wall-clock budget with each order, scored by one harness; then a
-# smoke run of the 1.3B recipe (a few steps) to time it. Usage: bash codecs/token_order.sh [OUT_DIR] [SECONDS]
+# smoke run of the 1.3B recipe (a few steps) to time it. Usage: bash experiments/token_order.sh [OUT_DIR] [SECONDS]
 set -euo pipefail
 out=${1:-results}
 budget=${2:-60}

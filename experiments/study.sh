@@ -11,11 +11,11 @@
 # TTA fits offsets of the Trigger, so only the nirvana variants have it (gated-deltanet, transformer and none have
 # no Trigger layers). SENSE / L1-wavelet are left out (minutes per evaluation); zero-filled is the data reference.
 #
-# Usage: bash codecs/study.sh [part1|part2|all] [OUT_DIR] [SECONDS_PER_RUN]
+# Usage: bash experiments/study.sh [part1|part2|all] [OUT_DIR] [SECONDS_PER_RUN]
 #   part1 = seed 0, part2 = seed 1, all = both. A part: data (if missing), 7 training runs, 2 evaluations; about
 #   7 x (SECONDS_PER_RUN + ~20 s start-up/export/test) + ~1.5 min, i.e. ~8.5 min on one H100 at 40 s per run.
 #   Writes OUT_DIR/study_s<SEED>_{test,shift}/ (summary.md, summary.csv, per_volume.csv) and study_s<SEED>_training.csv (steps
-#   per codec), logs and codecs under runs/study/s<SEED>/, then OUT_DIR/study.md (python -m mrirecon.study_tables)
+#   per codec), logs and codecs under runs/study/s<SEED>/, then OUT_DIR/study.md (experiments/study_tables.py)
 #   from every seed present in OUT_DIR.
 # Environment: EPOCHS (train every variant for this many epochs instead of SECONDS_PER_RUN of wall time); for CPU
 # runs: PYTHON, ACCELERATOR (gpu), DEVICE (cuda), PRESET (small), DATA (data/synth),
@@ -37,7 +37,7 @@ case $part in
   part1) seeds=(0) ;;
   part2) seeds=(1) ;;
   all) seeds=(0 1) ;;
-  *) echo "usage: bash codecs/study.sh [part1|part2|all] [OUT_DIR] [SECONDS_PER_RUN]" >&2; exit 2 ;;
+  *) echo "usage: bash experiments/study.sh [part1|part2|all] [OUT_DIR] [SECONDS_PER_RUN]" >&2; exit 2 ;;
 esac
 variants=(nirvana-token nirvana-off nirvana-scan gated-deltanet transformer none)
 start=$SECONDS
@@ -88,7 +88,7 @@ evaluate() {  # seed
     --device "$device" --out "$out/study_s${seed}_shift" > "$dir/evaluate_shift.log" 2>&1 ||
     log "evaluate (shift split) exited with $?"
   log "evaluated seed $seed on the shift split"
-  $py -m mrirecon.study_tables --training "$dir" --out "$out/study_s${seed}_training.csv"
+  $py experiments/study_tables.py --training "$dir" --out "$out/study_s${seed}_training.csv"
 }
 
 net=--model.net.init_args
@@ -104,5 +104,5 @@ for seed in "${seeds[@]}"; do
     '--data.center_fractions=[0.08]'
   evaluate "$seed"
 done
-$py -m mrirecon.study_tables "$out" --prefix study
+$py experiments/study_tables.py "$out" --prefix study
 log "done: $out/study.md"

@@ -3,7 +3,7 @@
 Background: pixels under 2% of the target volume's maximum. Printed: their mean in the reconstruction and in
 the target, relative to the volume maximum, averaged over the split's files. A reconstruction that paints a
 glow over the background (SSIM's luminance term then collapses there) shows a recon level above the target's.
-Usage (repository root): python codecs/background_floor.py [DATA_DIR] (default data/random_eval).
+Usage (repository root): python experiments/background_floor.py [DATA_DIR] (default data/random_eval).
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Build, check and time the image-side speed variants of a whole-slice reconstruction in one GPU call
-(issue 9's notes: backbone/NOTES.md).
+(issue 9's notes: experiments/backbone_speed_notes.md).
 
-    python codecs/slice_variants.py --models varnet ours --batch 8 1 --variants graph unets blocks-cl --out DIR
+    python experiments/slice_variants.py --models varnet ours --batch 8 1 --variants graph unets blocks-cl --out DIR
 
 Each variant starts from a fresh copy of the eager model (ours: the 1.3B recipe, random weights; VarNet:
 fastMRI's full size), runs bf16-mixed on the bench's random 16-coil 320x320 k-space, is checked against the
@@ -21,6 +21,7 @@ import torch
 
 from mrirecon.bench.recon import build_ours, build_varnet, make_inputs
 from mrirecon.bench.timing import fp32_precision, time_fn, with_autocast
+from mrirecon.io.markdown import markdown_table
 from mrirecon.speed import cuda_graphed, optimize_for_inference
 
 VARIANTS = {  # name: optimize_for_inference arguments (None: the model as built)
@@ -88,16 +89,15 @@ def main() -> None:
     with (args.out / "slice_variants.jsonl").open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     print(f"\n{torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print("| model | variant | batch | ms | ms/slice | rel err vs eager | setup s | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['model']} | {r['variant']} | {r['batch']} | {r['error'][:80]} |")
-        else:
-            print(
-                f"| {r['model']} | {r['variant']} | {r['batch']} | {r['ms']:.2f} | {r['ms_per_slice']:.2f} | "
-                f"{r['rel_err_vs_eager']:.1e} | {r['setup_s']:.0f} | {r['peak_gib']:.2f} |"
-            )
+    header = ["model", "variant", "batch", "ms", "ms/slice", "rel err vs eager", "setup s", "peak GiB"]
+    cells = [
+        [r["model"], r["variant"], r["batch"], r["error"][:80]]
+        if "error" in r
+        else [r["model"], r["variant"], r["batch"], f"{r['ms']:.2f}", f"{r['ms_per_slice']:.2f}"]
+        + [f"{r['rel_err_vs_eager']:.1e}", f"{r['setup_s']:.0f}", f"{r['peak_gib']:.2f}"]
+        for r in rows
+    ]
+    print("\n".join(markdown_table(header, cells)))
 
 
 def profile(fn, k, m, path: Path) -> None:

@@ -1,6 +1,7 @@
-"""Build, check and time the backbone's speed variants in one GPU call (issue 9's notes: backbone/NOTES.md).
+"""Build, check and time the backbone's speed variants in one GPU call
+(issue 9's notes: experiments/backbone_speed_notes.md).
 
-    python backbone/fast_variants.py --batch 1 32 --variants eager-torch graph-fla ... --out DIR
+    python experiments/fast_variants.py --batch 1 32 --variants eager-torch graph-fla ... --out DIR
 
 Each variant runs the official 1.3B config (random weights, bf16, 402 tokens, inference mode) and is
 checked against the float32 eager model on the same inputs (relative L2 error of the last hidden state);
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from mrirecon.bench import backbone_flops, matmul_ceiling, resolve_config, time_fn
+from mrirecon.io.markdown import markdown_table
 from mrirecon.nirvana import NirvanaModel
 from mrirecon.speed import cuda_graphed
 
@@ -113,17 +115,21 @@ def main() -> None:
         torch.cuda.empty_cache()
     (args.out / "fast_variants.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"\nmatmul ceiling {ceiling:.0f} TFLOP/s, {torch.cuda.get_device_name()}, torch {torch.__version__}")
-    print("| variant | batch | ms | TFLOP/s | % ceiling | rel err vs fp32 | setup s | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['variant']} | {r['batch']} | {r['error'][:80]} |")
-        else:
-            print(
-                f"| {r['variant']} | {r['batch']} | {r['ms']:.2f} | {r['tflops']:.0f} | "
-                f"{100 * r['tflops'] / r['ceiling']:.0f} | {r['rel_err_vs_fp32']:.2e} | {r['setup_s']:.1f} | "
-                f"{r['peak_gib']:.2f} |"
-            )
+    header = ["variant", "batch", "ms", "TFLOP/s", "% ceiling", "rel err vs fp32", "setup s", "peak GiB"]
+    cells = [
+        [r["variant"], r["batch"], r["error"][:80]]
+        if "error" in r
+        else [
+            r["variant"],
+            r["batch"],
+            f"{r['ms']:.2f}",
+            f"{r['tflops']:.0f}",
+            f"{100 * r['tflops'] / r['ceiling']:.0f}",
+        ]
+        + [f"{r['rel_err_vs_fp32']:.2e}", f"{r['setup_s']:.1f}", f"{r['peak_gib']:.2f}"]
+        for r in rows
+    ]
+    print("\n".join(markdown_table(header, cells)))
 
 
 if __name__ == "__main__":

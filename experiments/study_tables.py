@@ -1,7 +1,7 @@
-"""One Markdown summary of the backbone / Trigger / TTA study (``codecs/study.sh``) from its evaluate CSVs.
+"""One Markdown summary of the backbone / Trigger / TTA study (``experiments/study.sh``) from its evaluate CSVs.
 
-    python -m mrirecon.study_tables [RESULTS_DIR] [--prefix study] [--out RESULTS_DIR/study.md]
-    python -m mrirecon.study_tables --training RUN_DIR --out RESULTS_DIR/study_s{SEED}_training.csv
+    python experiments/study_tables.py [RESULTS_DIR] [--prefix study] [--out RESULTS_DIR/study.md]
+    python experiments/study_tables.py --training RUN_DIR --out RESULTS_DIR/study_s{SEED}_training.csv
 
 Reads ``RESULTS_DIR/PREFIX_s{SEED}_{test,shift}/summary.csv`` (or the older flat
 ``PREFIX_s{SEED}_{test,shift}.csv``), written by ``python -m mrirecon.evaluate``: one row per method
@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from mrirecon.io.files import write_text_atomically
+from mrirecon.io.markdown import markdown_table
 
 METRICS = (("SSIM", 4), ("PSNR", 2), ("NMSE", 4))
 SPLITS = {"test": "in-distribution test split", "shift": "shift split"}
@@ -218,10 +221,6 @@ def _num(x: float, digits: int, signed: bool = False) -> str:
     return "–" if math.isnan(x) else f"{x:{'+' if signed else ''}.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def markdown(frame: pd.DataFrame, sources: list[str] | None = None, training: pd.DataFrame | None = None) -> str:
     seeds = sorted(frame["seed"].unique())
     lines = ["# Backbone / Trigger / TTA study: summary", ""]
@@ -246,7 +245,7 @@ def markdown(frame: pd.DataFrame, sources: list[str] | None = None, training: pd
                 ]
                 for _, r in part[part["acceleration"] == acc].iterrows()
             ]
-            lines += _table(["method", "seeds", "SSIM", "PSNR (dB)", "NMSE", "s/slice"], rows) + [""]
+            lines += markdown_table(["method", "seeds", "SSIM", "PSNR (dB)", "NMSE", "s/slice"], rows) + [""]
 
     shifts = shift_table(frame, default_shift_rows(frame))
     if len(shifts):
@@ -284,7 +283,7 @@ def markdown(frame: pd.DataFrame, sources: list[str] | None = None, training: pd
             )
         header = ["shift", "method", "acc", "seeds", "SSIM in-dist", "SSIM shifted", "gap", "SSIM shifted+TTA"]
         header += ["TTA gain", "closed", "TTA s/volume", "extra s/volume"]
-        lines += _table(header, rows) + [""]
+        lines += markdown_table(header, rows) + [""]
 
     tta = tta_table(frame)
     if len(tta):
@@ -304,7 +303,7 @@ def markdown(frame: pd.DataFrame, sources: list[str] | None = None, training: pd
             for _, r in tta.iterrows()
         ]
         header = ["test set", "method", "acc", "seeds", "SSIM", "SSIM+TTA", "Δ SSIM", "TTA s/volume", "extra s/volume"]
-        lines += _table(header, rows) + [""]
+        lines += markdown_table(header, rows) + [""]
 
     if training is not None and len(training):
         lines += ["## Training within the budget", ""]
@@ -321,12 +320,12 @@ def markdown(frame: pd.DataFrame, sources: list[str] | None = None, training: pd
             ]
             for method in mean.index
         ]
-        lines += _table(["method", "seeds", "optimiser steps", "epochs", "training s"], rows) + [""]
+        lines += markdown_table(["method", "seeds", "optimiser steps", "epochs", "training s"], rows) + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mrirecon.study_tables", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python experiments/study_tables.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="?", default="results", help="folder of the evaluate CSVs")
     parser.add_argument("--prefix", default="study", help="CSV names PREFIX_s<SEED>_<test|shift>.csv")
     parser.add_argument("--out", help="Markdown file (default: RESULTS/PREFIX.md); with --training: the CSV")
@@ -336,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out:
             parser.error("--training needs --out")
         frame = training_frame(args.training)
-        Path(args.out).write_text(frame.to_csv(index=False))
+        write_text_atomically(args.out, frame.to_csv(index=False))
         print(f"wrote {args.out} ({len(frame)} codecs)")
         return 0
     try:
@@ -346,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sources = sorted({f"`{args.prefix}_s{s}_{sp}.csv`" for s, sp in frame[["seed", "split"]].itertuples(index=False)})
     out = Path(args.out) if args.out else Path(args.results) / f"{args.prefix}.md"
-    out.write_text(markdown(frame, sources, load_training(args.results, args.prefix)))
+    write_text_atomically(out, markdown(frame, sources, load_training(args.results, args.prefix)))
     print(f"wrote {out}")
     return 0
 

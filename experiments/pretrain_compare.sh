@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's comparisons at small scale, same tokens and budget: Nirvana (Trigger token / off),
 # gated-deltanet and an equal-size Llama transformer, each trained for STEPS steps of the same batches,
-# then the Markdown table. Usage: backbone/pretrain_compare.sh OUT_DIR [STEPS] [extra CLI args...]
+# then the Markdown table. Usage: bash experiments/pretrain_compare.sh OUT_DIR [STEPS] [extra CLI args...]
 set -euo pipefail
 out=${1:?usage: pretrain_compare.sh OUT_DIR [STEPS] [extra args]}
 steps=${2:-600}

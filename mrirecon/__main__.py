@@ -1,0 +1,7 @@
+"""``python -m mrirecon COMMAND ...``: the ``mrirecon`` command (:mod:`mrirecon.cli`)."""
+
+import sys
+
+from mrirecon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m mrirecon.evaluate``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
