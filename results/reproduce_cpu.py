@@ -91,6 +91,12 @@ def steps() -> list[Step]:
         Step("bench-cpu-no-tta", "Results: the study, the same volume without TTA (results/bench_cpu.jsonl)", 600,
              ["{py}", "-m", "mrirecon.bench", "--json", "{out}/bench_cpu_tta.jsonl", "tta", *BENCH_TTA,
               "--tta-steps", "0"]),
+        Step("bench-cpu-tta-default", "Results: per-scan adaptation, seconds per 16-slice 640x320 16-coil volume "
+             "with 10 steps of the default adapters on the 2-core CPU (results/default_v2/bench_tta_cpu.md)", 1500,
+             ["{py}", "-m", "mrirecon.bench", "--json", "{out}/bench_tta_cpu.jsonl", "tta", "--codec",
+              "{root}/codecs/default", "--device", "cpu", "--coils", "16", "--size", "640", "320", "--target-height",
+              "320", "--batch", "4", "--tta-slices", "16", "--tta-steps", "10", "--tta-repeats", "1", "--precision",
+              "32", "--tta-params", "cascades"]),
         Step("data-random-eval", "Results: generalisation against BART (the evaluation splits)", 2400,
              ["{py}", "-m", "mrirecon.data.synth", "--preset", "random", "--out", RANDOM_DATA, "--train-volumes",
               "0", "--val-volumes", "2", "--test-volumes", "2", "--shift-volumes", "2", "--physics-volumes", "2",
@@ -104,7 +110,8 @@ def steps() -> list[Step]:
                              "{out}/random_physics", "--tuned", "{out}/random_tuned.json"),
              needs=["{out}/random_tuned.json"]),
         Step("random-dipy", "Results: generalisation against BART, rows dipy 4x / 8x (results/random_dipy)", 7200,
-             _evaluate(f"{RANDOM_DATA}/shift_test_format", f"{RANDOM_DATA}/shift_truth", random_methods,
+             _evaluate(f"{RANDOM_DATA}/shift_test_format", f"{RANDOM_DATA}/shift_truth",
+                       [*random_methods, "ours-tta={root}/codecs/default:tta_steps=10"],
                        "{out}/random_dipy", "--tuned", "{out}/random_tuned.json"),
              needs=["{out}/random_tuned.json"]),
         Step("background-floor", "Results: generalisation against BART, the background levels (needs the "
