@@ -1,6 +1,6 @@
-"""The shift-gap study's tables (issue 16) from the evaluate outputs of codecs/tta_gap_eval.sh.
+"""The shift-gap study's tables (issue 16) from the evaluate outputs of experiments/tta_gap_eval.sh.
 
-    python codecs/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
+    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
 
 RUN holds one folder per codec (``ssl``, ``nossl``), each with ``select`` (target-physics validation
 volumes) and ``test`` / ``physics`` / ``shift`` evaluate outputs whose methods are ``none`` and one per

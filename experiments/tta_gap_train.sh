@@ -7,7 +7,7 @@
 #            "trained on the target physics" of the shift gap (its volumes are not the test volumes).
 # Meanwhile the unchanged default is scored with every adapter set on target-physics validation volumes
 # (data/oracle/val: the choice of adapters is made there, never on a test split).
-# Usage: bash codecs/tta_gap_train.sh OUT   (MINUTES: training budget, default 5)
+# Usage: bash experiments/tta_gap_train.sh OUT   (MINUTES: training budget, default 5)
 set -uo pipefail
 out=${1:?usage: tta_gap_train.sh OUT}
 minutes=${MINUTES:-5}

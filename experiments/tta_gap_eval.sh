@@ -5,7 +5,7 @@
 # 2. The codec with and without each adaptation on the three evaluation splits (in distribution, physics
 #    shift, dipy anatomy), the splits of results/random_* (same command, same seed).
 # 3. Seconds per 16-slice 640x320 16-coil volume with each adapter set (mrirecon.bench tta).
-# Usage: bash codecs/tta_gap_eval.sh OUT NAME=CODEC [NAME=CODEC ...]   (STEPS: adaptation steps, default 10;
+# Usage: bash experiments/tta_gap_eval.sh OUT NAME=CODEC [NAME=CODEC ...]   (STEPS: adaptation steps, default 10;
 # the codecs run side by side on the one GPU; the speed bench uses the first)
 set -uo pipefail
 out=${1:?usage: tta_gap_eval.sh OUT NAME=CODEC [NAME=CODEC ...]}
