@@ -152,8 +152,6 @@ class Adapter(nn.Module):
                     self.lora_b[key] = nn.Parameter(torch.zeros(w.shape[0], cfg.rank, dtype=w.dtype, device=w.device))
                 else:
                     self.delta[key] = nn.Parameter(torch.zeros_like(w))
-        if self.offsets is not None:
-            self.offsets.data = self.offsets.data.to(next(net.parameters()).device)
         groups = [
             {"params": [self.offsets] if self.offsets is not None else [], "lr": cfg.lr},
             {"params": [*self.delta.values(), *self.lora_a.values(), *self.lora_b.values()], "lr": cfg.weight_lr},
