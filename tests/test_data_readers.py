@@ -182,3 +182,21 @@ def test_datamodule_generates_when_missing(tmp_path):
     assert len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 2
     with pytest.raises(ValueError, match="unknown mask_type"):
         FastMRIDataModule(tmp_path, mask_type="nope")
+
+
+def test_training_masks_repeat_with_the_torch_seed_and_vary_per_call():
+    from mrirecon.data.masks import make_mask_func
+    from mrirecon.data.transforms import SliceTransform
+
+    kspace = np.ones((2, 16, 64), np.complex64)
+    attrs = {"padding_left": 0, "padding_right": 64, "encoding_size": (16, 64, 1), "recon_size": (16, 64, 1)}
+
+    def draws(seed):
+        torch.manual_seed(seed)
+        transform = SliceTransform(make_mask_func("mixed", [4, 8], [0.04, 0.12]), use_seed=False)
+        return [transform(kspace, None, None, attrs, "f.h5", 0).mask.flatten().clone() for _ in range(4)]
+
+    a, b, c = draws(0), draws(0), draws(1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # a run's masks repeat
+    assert not all(torch.equal(x, a[0]) for x in a[1:])  # but differ from call to call
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))  # and with the seed

@@ -24,6 +24,20 @@ def center_run_length(mask: np.ndarray) -> int:
     return hi - lo + 1
 
 
+class TorchSeededMasks:
+    """Random training masks that repeat run to run: each call without a seed draws one from torch's RNG
+    (fixed by ``seed_everything``, and per worker in DataLoader workers), because fastmri's mask functions
+    draw from their own generator, seeded from the operating system."""
+
+    def __init__(self, inner: MaskFunc) -> None:
+        self.inner = inner
+
+    def __call__(self, shape: Any, offset: int | None = None, seed: Any = None) -> tuple[torch.Tensor, int]:
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        return self.inner(shape, offset=offset, seed=seed)
+
+
 class SliceTransform:
     """``fastmri.data.transforms.VarNetDataTransform`` that also reads test-format files.
 
@@ -40,6 +54,8 @@ class SliceTransform:
     """
 
     def __init__(self, mask_func: MaskFunc | None = None, use_seed: bool = True):
+        if mask_func is not None and not use_seed:
+            mask_func = TorchSeededMasks(mask_func)
         self.mask_func = mask_func
         self.use_seed = use_seed
         self._masking = VarNetDataTransform(mask_func=mask_func, use_seed=use_seed)
