@@ -130,7 +130,7 @@ class Adapter(nn.Module):
             if layers == 0:
                 raise ValueError(
                     "test-time adaptation of the Trigger needs a backbone with Trigger layers (nirvana); backbone "
-                    f"{getattr(backbone, 'name', None)!r} has none (choose other TTA params, e.g. 'heads')"
+                    f"{getattr(backbone, 'name', None)!r} has none (choose other TTA params, e.g. 'cascades')"
                 )
             self.offsets = nn.Parameter(torch.zeros(layers, 4, backbone.logit_dim))
         weights = adapted_weights(net, tuple(s for s in sets if s in WEIGHT_SETS))
