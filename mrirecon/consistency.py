@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .physics import crop_readout
+from .selfsup import heldout_error
 from .tta import TTAConfig, scan_split
 
 
@@ -29,7 +30,8 @@ class SliceConsistency:
 
 
 def _relative(pred: torch.Tensor, ref: torch.Tensor, lines: torch.Tensor) -> float:
-    return float(((pred - ref) * lines).abs().sum() / (ref * lines).abs().sum().clamp_min(1e-20))
+    """[1,C,H,W,2] predictions and measurements, lines [1,1,1,W,1] -> the relative L1 error there."""
+    return float(heldout_error(pred, ref, lines.view(1, -1))[0])
 
 
 def _rss_map(diff: torch.Tensor) -> np.ndarray:
