@@ -4,10 +4,17 @@
 >>> rec = Reconstructor.from_checkpoint()            # the shipped default codec
 >>> result = rec.reconstruct_file("scan.h5", acceleration=4)
 >>> result.recon.shape, result.metrics
+>>> adapted = rec.reconstruct_file("scan.h5", tta=TTAConfig(steps=10))  # or tta_steps=10
+>>> adapted.tta.used
+
+Test-time adaptation travels as one :class:`~mrirecon.tta.TTAConfig` (``tta=``); the keyword form
+``tta_<field>=`` (``tta_steps``, ``tta_params``, ``tta_weight_lr``, ...) changes single fields of it and is
+what the command lines' ``key=value`` options pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -42,6 +49,7 @@ class ReconResult:
     num_low_frequencies: int
     metrics: dict[str, float] | None  # NMSE, PSNR, SSIM when a target exists
     seconds: float  # reconstruction time, test-time adaptation included
+    # mask type, the network's keyword options and, for an adapted scan, ``tta_steps`` and ``tta_params``
     settings: dict[str, Any] = field(default_factory=dict)
     tta: TTAReport | None = None
 
@@ -50,16 +58,22 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _tta_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Pop ``tta_<field>`` keys (``tta_steps``, ``tta_lr``, ...) into TTAConfig field values."""
-    return {key[4:]: options.pop(key) for key in [k for k in options if k.startswith("tta_")]}
+def split_tta_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword options -> (:class:`~mrirecon.tta.TTAConfig` field values of the ``tta_<field>`` keys, the
+    other options). Raises TypeError for a ``tta_`` key that names no field."""
+    tta = {key.removeprefix("tta_"): value for key, value in options.items() if key.startswith("tta_")}
+    unknown = sorted(set(tta) - {f.name for f in dataclasses.fields(TTAConfig)})
+    if unknown:
+        known = ", ".join(f"tta_{f.name}" for f in dataclasses.fields(TTAConfig))
+        raise TypeError(f"unknown test-time adaptation option {', '.join('tta_' + k for k in unknown)}; use {known}")
+    return tta, {key: value for key, value in options.items() if not key.startswith("tta_")}
 
 
 class Reconstructor:
     """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise.
 
     ``tta``: per-scan test-time adaptation (:mod:`mrirecon.tta`); off unless its ``steps`` is positive.
-    Any reconstruct call may also pass ``tta_steps=``, ``tta_params=``, ... to override it.
+    Any reconstruct call may pass its own ``tta=`` and/or ``tta_steps=``, ``tta_params=``, ... to change it.
     """
 
     def __init__(
@@ -77,13 +91,22 @@ class Reconstructor:
 
     @classmethod
     def from_checkpoint(
-        cls, directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None, **overrides
+        cls,
+        directory: str | os.PathLike = DEFAULT_CHECKPOINT,
+        device: str | torch.device | None = None,
+        tta: TTAConfig | None = None,
+        **overrides: Any,
     ) -> Reconstructor:
         """Load a codec folder (``codec.safetensors`` + ``card.json``); ``overrides`` change init args,
-        except ``tta_*`` keys, which set the test-time adaptation (e.g. ``tta_steps=10``)."""
-        tta = TTAConfig(**{"steps": 0, **_tta_options(overrides)})
-        net, card = load_codec(directory, device="cpu", **overrides)
-        return cls(net, card, device, tta)
+        except ``tta_*`` keys, which change fields of ``tta`` (default: off), e.g. ``tta_steps=10``."""
+        tta_fields, init_overrides = split_tta_options(overrides)
+        net, card = load_codec(directory, device="cpu", **init_overrides)
+        return cls(net, card, device, dataclasses.replace(tta or TTAConfig(steps=0), **tta_fields))
+
+    def adaptation(self, tta: TTAConfig | None = None, **tta_fields: Any) -> TTAConfig:
+        """The test-time adaptation of one call: ``tta`` (default: this reconstructor's) with ``tta_fields``
+        (TTAConfig field names, no prefix) changed."""
+        return dataclasses.replace(tta or self.tta, **tta_fields)
 
     @property
     def description(self) -> str:
@@ -99,16 +122,18 @@ class Reconstructor:
         batch_size: int = 4,
         crop_height: int | None = None,
         progress: ProgressCallback | None = None,
+        tta: TTAConfig | None = None,
         **net_kwargs: Any,
     ) -> np.ndarray:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
         first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
-        With test-time adaptation the scan's adapters are fitted first (:func:`mrirecon.tta.adapt`).
+        With test-time adaptation (``tta``, changed by ``tta_<field>`` keys of ``net_kwargs``; see
+        :meth:`adaptation`) the scan's adapters are fitted first (:func:`mrirecon.tta.adapt`).
         ``progress`` is called as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)``
         as work ends."""
-        options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}
-        tta = TTAConfig(**_tta_options(options))
+        tta_fields, net_kwargs = split_tta_options(net_kwargs)
+        tta = self.adaptation(tta, **tta_fields)
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
         if crop_height is not None:
             kspace = crop_readout(kspace, int(crop_height))
@@ -127,7 +152,7 @@ class Reconstructor:
             for start in range(0, kspace.shape[0], batch_size):
                 k = kspace[start : start + batch_size].to(self.device)
                 m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
-                out.append(run(k * m, m, nlf, **options).float().cpu())
+                out.append(run(k * m, m, nlf, **net_kwargs).float().cpu())
                 if progress is not None:
                     progress("slice", start + k.shape[0], kspace.shape[0])
         return torch.cat(out).numpy()
@@ -158,15 +183,17 @@ class Reconstructor:
         seed: Any = None,
         batch_size: int = 4,
         progress: ProgressCallback | None = None,
+        tta: TTAConfig | None = None,
         **net_kwargs: Any,
     ) -> ReconResult:
         """Reconstruct a :class:`~mrirecon.data.Volume`; metrics (fastMRI protocol) when it has a target.
-        ``progress``: see :meth:`reconstruct_kspace`. Raises ValueError when the network's output is not finite."""
+        ``progress``, ``tta``: see :meth:`reconstruct_kspace`. Raises ValueError when the network's output is
+        not finite."""
         masked, mask, nlf = self.prepare(volume, mask_type, acceleration, center_fraction, seed)
+        tta_fields, net_kwargs = split_tta_options(net_kwargs)
+        tta = self.adaptation(tta, **tta_fields)
         t0 = time.perf_counter()
-        full = self.reconstruct_kspace(
-            masked, mask, nlf, batch_size=batch_size, crop_height=volume.crop_size[0], progress=progress, **net_kwargs
-        )
+        full = self.reconstruct_kspace(masked, mask, nlf, batch_size, volume.crop_size[0], progress, tta, **net_kwargs)
         seconds = time.perf_counter() - t0
         if not np.isfinite(full).all():
             raise ValueError(f"{volume.fname}: the reconstruction holds NaN or Inf values")
@@ -184,7 +211,11 @@ class Reconstructor:
             num_low_frequencies=nlf,
             metrics=metrics,
             seconds=seconds,
-            settings={"mask_type": mask_type if volume.mask is None else "from file", **net_kwargs},
+            settings={
+                "mask_type": mask_type if volume.mask is None else "from file",
+                **net_kwargs,
+                **({"tta_steps": tta.steps, "tta_params": tta.params} if tta.steps > 0 else {}),
+            },
             tta=self.last_tta_report,
         )
 

@@ -1,5 +1,5 @@
-"""Reference-free checks of one reconstructed slice: how well the network's k-space agrees with the
-measured lines, and how well it predicts measured lines it was not given; and ESPIRiT coil maps.
+"""The app's reference-free checks of one reconstructed slice: how well the network's k-space agrees with
+the measured lines, and how well it predicts measured lines it was not given; and the coil-map montage.
 
 Without a fully sampled reference these are the numbers a reader can still trust: the residual on the
 measured lines (what data consistency leaves), and the error on held-out measured lines (the split that
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .physics import crop_readout
-from .selfsup import heldout_error
-from .tta import TTAConfig, scan_split
+from ..physics import crop_readout
+from ..selfsup import heldout_error
+from ..tta import TTAConfig, scan_split
 
 
 @dataclass
@@ -73,14 +73,11 @@ def slice_consistency(
 
 
 def coil_montage(maps: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """Coil sensitivity magnitudes [C,H,W] -> one uint8 image, coils in a grid (row-major), scaled to
-    the largest magnitude."""
-    mag = np.abs(maps)
-    c, h, w = mag.shape
-    columns = columns or int(np.ceil(np.sqrt(c)))
-    rows = -(-c // columns)
-    grid = np.zeros((rows * h, columns * w), np.float32)
-    for i in range(c):
-        r, q = divmod(i, columns)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = mag[i]
+    """Coil sensitivity magnitudes [C,H,W] -> one uint8 image, coils in a grid (row-major, ``columns``
+    wide, default about square), scaled to the largest magnitude."""
+    from skimage.util import montage
+
+    mag = np.abs(maps).astype(np.float32)
+    columns = columns or int(np.ceil(np.sqrt(mag.shape[0])))
+    grid = montage(mag, grid_shape=(-(-mag.shape[0] // columns), columns), fill=0.0)
     return (np.clip(grid / max(float(grid.max()), 1e-20), 0, 1) * 255 + 0.5).astype(np.uint8)

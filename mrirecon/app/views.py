@@ -1,6 +1,5 @@
-"""The app's images and texts, computed from arrays (no Gradio here): grey panels with a window, the
-error map, linked zoom, the k-space and mask views, the reference-free consistency figure, the test-time
-adaptation note and the comparison PNG."""
+"""The app's images, computed from arrays (no Gradio here): grey panels with a window, the error map,
+linked zoom, the k-space and mask views, the maps of the consistency figure and the comparison PNG."""
 
 from __future__ import annotations
 
@@ -11,9 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from .io.files import write_atomically
+from ..io.files import write_atomically
+from .cache import Entry
 
 ERROR_GAIN = 5  # the error map shows |recon - reference| x ERROR_GAIN
+ERROR_PANEL = f"|error| x {ERROR_GAIN}"
+PANEL_NAMES = ("zero-filled", "reconstruction", "reference", ERROR_PANEL)  # the comparison panels, in order
 PANEL_PIXELS = 512  # panels are enlarged (nearest neighbour) to at least this many pixels per side
 MAX_ZOOM = 8.0
 KSPACE_RANGE = 1e4  # log(1 + x * KSPACE_RANGE) of k-space scaled to its maximum: the visible dynamic range
@@ -67,7 +69,7 @@ def crop_readout_np(kspace: np.ndarray, height: int) -> np.ndarray:
     (:func:`mrirecon.physics.crop_readout` on numpy data)."""
     import torch
 
-    from .physics import crop_readout
+    from ..physics import crop_readout
 
     k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64)))
     return torch.view_as_complex(crop_readout(k, int(height)).contiguous()).numpy()
@@ -125,58 +127,43 @@ class View:
 
 
 # ----------------------------------------------------------------------------------------------
-# reference-free consistency and test-time adaptation
+# the panels of a reconstruction
 
 
 def consistency_images(check: Any, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The residual on measured lines and the error on held-out lines of a
-    :class:`~mrirecon.consistency.SliceConsistency`, each uint8 [H,W] on the log scale of the k-space view
+    :class:`~mrirecon.app.consistency.SliceConsistency`, each uint8 [H,W] on the log scale of the k-space view
     (``measured``: the slice's measured k-space complex [C,H,W] after the readout crop)."""
     top = float(np.sqrt((np.abs(measured) ** 2).sum(axis=0)).max())
     full = float(np.log1p(KSPACE_RANGE))
     return tuple(to_uint8(log_kspace(m, top), full) for m in (check.measured_map, check.heldout_map))
 
 
-def consistency_text(check: Any, s: int, adapted: bool = False) -> str:
-    """Markdown of the two reference-free numbers of slice ``s``."""
-    text = (
-        f"**Consistency with the measured data, slice {s}** (no reference needed): residual on the measured "
-        f"lines **{check.measured_error:.4f}** (relative L1: what data consistency leaves); error on "
-        f"{check.heldout_lines} held-out measured lines predicted from the others **{check.heldout_error:.4f}** "
-        "(1.0 = no better than zeros; the split test-time adaptation learns from)."
-    )
-    if adapted:
-        text += " Computed with the network before the scan's adaptation."
-    return text
+def slice_images(
+    entry: Entry, s: int, window: tuple[float, float] = (0.0, 100.0), view: View | None = None
+) -> dict[str, np.ndarray | None]:
+    """The four panels of slice ``s`` at full resolution, or the part ``view`` zooms to (not enlarged);
+    ``window`` = (black, white) in percent of the volume maximum (the error map keeps its fixed scale)."""
+    res, s = entry.result, entry.slice_index(s)
+    ref = res.target[s] if res.target is not None else None
+    scale = float(res.target.max()) if res.target is not None else float(res.recon.max())
+    panels = {
+        "zero-filled": to_uint8(res.zero_filled[s], scale, window),
+        "reconstruction": to_uint8(res.recon[s], scale, window),
+        "reference": to_uint8(ref, scale, window) if ref is not None else None,
+        ERROR_PANEL: error_rgb(res.recon[s], ref, scale) if ref is not None else None,
+    }
+    if view is None:
+        return panels
+    return {name: None if img is None else view.apply(img, min_size=1) for name, img in panels.items()}
 
 
-def tta_text(report: Any, requested_steps: int = 0) -> str:
-    """Markdown of test-time adaptation's before/after numbers (:class:`~mrirecon.tta.TTAReport`; the
-    newer fields ``used``, ``params`` and ``seconds`` are read when present), or why there are none."""
-    if report is None:
-        if requested_steps:
-            return f"**Test-time adaptation**: asked for {requested_steps} steps, but no report came back."
-        return "**Test-time adaptation**: off (set TTA steps above 0 to adapt the codec to this scan)."
-    before, after = float(report.stop_error_before), float(report.stop_error_after)
-    change = (after - before) / max(before, 1e-20) * 100.0
-    used = getattr(report, "used", None)
-    if used is None:  # reports without the field: the unadapted start is kept when no step improved on it
-        used = report.best_step > 0
-    params, seconds = getattr(report, "params", None), getattr(report, "seconds", None)
-    verdict = (
-        "**yes**, the adapted result is shown"
-        if used
-        else "**no**, the unadapted result is shown (adaptation did not lower the held-out error)"
-    )
-    lines = [
-        f"**Test-time adaptation**: held-out k-space error **{before:.6f} before → {after:.6f} after** "
-        f"({change:+.3f} %)",
-        f"{report.steps_run} steps run, best at step {report.best_step}"
-        + (f", parameters adapted: {params}" if params else "")
-        + (f", {float(seconds):.1f} s" if seconds else ""),
-        f"adapted result used: {verdict}",
-    ]
-    return "  \n".join(lines)
+def kspace_image(entry: Entry, s: int) -> np.ndarray | None:
+    """Log magnitude of the measured k-space of slice ``s`` (coil RSS) as uint8; dark columns were not
+    acquired."""
+    if entry.kspace_log is None:
+        return None
+    return to_uint8(entry.kspace_log[entry.slice_index(s)], float(entry.kspace_log.max()))
 
 
 # ----------------------------------------------------------------------------------------------
