@@ -1,6 +1,6 @@
 """Python API for notebooks, the app and the commands: load a codec once, reconstruct volumes.
 
->>> from mrirecon.api import Reconstructor
+>>> from mrirecon.api import Reconstructor, TTAConfig
 >>> rec = Reconstructor.from_checkpoint()            # the shipped default codec
 >>> result = rec.reconstruct_file("scan.h5", acceleration=4)
 >>> result.recon.shape, result.metrics

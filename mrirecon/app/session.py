@@ -19,12 +19,12 @@ from .cache import Entry
 
 
 def parse_size(size: str | int) -> int:
-    """``"200mb"``, ``"1gb"``, ``"500kb"`` or a number of bytes -> bytes, read by Gradio's own parser (binary
+    """``"200mb"``, ``"1gb"``, ``"500kb"`` (or an int of bytes) -> bytes, read by Gradio's own parser (binary
     units), so that a size accepted here is the cap Gradio enforces. Raises ValueError."""
     try:
         return int(_parse_file_size(size if isinstance(size, int) else str(size).strip().lower()))
     except (ValueError, TypeError) as err:
-        raise ValueError(f"cannot read the size {size!r} (use e.g. 200mb, 1gb or a number of bytes)") from err
+        raise ValueError(f"cannot read the size {size!r} (a whole number and a unit: e.g. 500kb, 200mb, 1gb)") from err
 
 
 class SessionFolders:
