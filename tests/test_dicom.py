@@ -1,4 +1,4 @@
-"""mrirecon.dicom: MR series writing/reading, geometry, and what DICOM tools say about the output."""
+"""mrirecon.io.dicom: MR series writing/reading, geometry, and what DICOM tools say about the output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from mrirecon import dicom
+from mrirecon.io import InputError, dicom
 
 HEADER = """<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
@@ -217,7 +217,7 @@ def _series(tmp_path, name="s", shape=(3, 16, 16), **kw) -> list[Path]:
 
 def test_mixed_sizes_rejected(tmp_path):
     files = _series(tmp_path, "a") + _series(tmp_path, "b", shape=(1, 8, 16))
-    with pytest.raises(dicom.DicomInputError, match="mixed image sizes 16x16 .3 files., 8x16 .1 file."):
+    with pytest.raises(InputError, match="mixed image sizes 16x16 .3 files., 8x16 .1 file."):
         dicom.load_series(files)
 
 
@@ -226,15 +226,15 @@ def test_mixed_orientation_rejected(tmp_path):
     ds = pydicom.dcmread(files[1])
     ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
     ds.save_as(files[1])
-    with pytest.raises(dicom.DicomInputError, match="mixed image orientations"):
+    with pytest.raises(InputError, match="mixed image orientations"):
         dicom.load_series(files)
 
 
 def test_duplicate_and_missing_slices_rejected(tmp_path):
     files = _series(tmp_path, "a", shape=(4, 8, 8))
-    with pytest.raises(dicom.DicomInputError, match="uneven slice spacing"):
+    with pytest.raises(InputError, match="uneven slice spacing"):
         dicom.load_series([files[0], files[1], files[3]])
-    with pytest.raises(dicom.DicomInputError, match="share one slice position"):
+    with pytest.raises(InputError, match="share one slice position"):
         dicom.load_series(files + _series(tmp_path, "b", shape=(4, 8, 8)))
 
 
@@ -245,7 +245,7 @@ def test_scan_folder_reports_non_dicom(tmp_path):
     groups, problems = dicom.scan_folder(tmp_path)
     assert [len(v) for v in groups.values()] == [3]
     assert [(p.name, "not a DICOM file" in why) for p, why in problems] == [("notes.txt", True)]
-    with pytest.raises(dicom.DicomInputError, match="notes.txt"):
+    with pytest.raises(InputError, match="notes.txt"):
         dicom.read_series(tmp_path)
 
 

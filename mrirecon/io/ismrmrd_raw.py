@@ -34,13 +34,13 @@ import sigpy
 
 from mrirecon.data.transforms import center_run_length
 from mrirecon.data.validate import (
-    MAX_HEADER_BYTES,
     InvalidInputError,
     Limits,
     check_dataset_size,
     corrupt_hdf5,
     format_size,
     open_hdf5,
+    read_xml_dataset,
 )
 from mrirecon.data.volume import Volume
 from mrirecon.physics import zero_filled_rss_np
@@ -174,7 +174,7 @@ def inspect_ismrmrd(path: str | os.PathLike, limits: Limits | None = None) -> Ra
     with open_hdf5(path) as hf:
         try:
             group, heads = _read_heads(path, hf, limits)
-            xml = _read_xml(path, hf[group]["xml"])
+            xml = read_xml_dataset(path, f"{group}/xml", hf[group]["xml"])
         except (OSError, RuntimeError, KeyError, ValueError) as err:
             if isinstance(err, InvalidInputError):
                 raise
@@ -208,11 +208,9 @@ def _read_heads(path: Path, hf: h5py.File, limits: Limits) -> tuple[str, np.ndar
     group = raw_group(hf)
     if group is None:
         raise InvalidInputError(path, "not ISMRMRD raw data (no group holding 'data' and 'xml')")
-    data, xml = hf[group]["data"], hf[group]["xml"]
+    data = hf[group]["data"]
     if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
         raise InvalidInputError(path, f"'{group}/data' is not an ISMRMRD acquisition table")
-    if not isinstance(xml, h5py.Dataset) or xml.size != 1 or xml.dtype.kind not in "SOU":
-        raise InvalidInputError(path, f"'{group}/xml' is not a single string")
     if data.ndim != 1 or data.shape[0] == 0:
         raise InvalidInputError(path, f"'{group}/data' holds no acquisitions (shape {data.shape})")
     check_dataset_size(path, f"{group}/data", data, limits)
@@ -226,18 +224,6 @@ def _read_heads(path: Path, hf: h5py.File, limits: Limits) -> tuple[str, np.ndar
             f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
         )
     return group, heads
-
-
-def _read_xml(path: Path, dset: h5py.Dataset) -> str:
-    if dset.dtype.kind != "O" and dset.dtype.itemsize > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
-    value = dset[()]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0]
-    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | np.bytes_) else str(value)
-    if len(text) > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
-    return text
 
 
 def _check_declared(path: Path, what: str, shape: tuple[int, ...], limits: Limits) -> None:
