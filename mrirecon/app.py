@@ -57,8 +57,8 @@ from .app_views import (
 from .assets import asset
 from .checkpoint import DEFAULT_CHECKPOINT
 from .data import MASK_TYPES, InvalidInputError, Limits, Volume
-from .deid import strip_ismrmrd_identity
 from .io import read_volume, validate_input
+from .io.deid import strip_ismrmrd_identity
 from .io.files import file_sha256
 from .metrics import nmse, psnr, ssim, volume_metrics
 
@@ -207,15 +207,15 @@ def run_reconstruction(
 def download_stem(entry: Entry) -> str:
     """Name of an entry's downloads: a keyed pseudonym of the uploaded content (upload names often hold
     the patient's name)."""
-    from .dicom import pseudonym
+    from .io.deid import pseudonym
 
     return pseudonym("upload", entry.key.split("|")[0])
 
 
 def write_downloads(entry: Entry, out_dir: Path) -> tuple[Path, Path]:
     """The reconstruction as a fastMRI HDF5 file and as a de-identified DICOM series (zip)."""
-    from .dicom import acquisition_from_ismrmrd, geometry_from_ismrmrd, write_series
-    from .reconstruct import write_reconstruction
+    from .io.dicom import acquisition_from_ismrmrd, geometry_from_ismrmrd, write_series
+    from .io.outputs import write_reconstruction
 
     res = entry.result
     stem = download_stem(entry)  # download names never carry the upload's name

@@ -20,7 +20,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from mrirecon import convert, deid, dicom
+from mrirecon import convert
+from mrirecon.io import deid, dicom
 from mrirecon import reconstruct as recon_cli
 from mrirecon.api import ReconResult
 from mrirecon.data.ismrmrd import make_header

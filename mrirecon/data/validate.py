@@ -263,10 +263,12 @@ class FileInfo:
         }
 
 
-def _plain(value: Any) -> Any:
-    """HDF5 attribute -> plain Python value."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+def plain_value(value: Any) -> Any:
+    """An HDF5 attribute or scalar dataset value -> a plain Python value (bytes decoded as UTF-8)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -370,7 +372,7 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
         )
     check_dataset_size(path, "kspace", ksp, limits)
 
-    attrs = {k: _plain(v) for k, v in hf.attrs.items()}
+    attrs = {k: plain_value(v) for k, v in hf.attrs.items()}
 
     mask = None
     if "mask" in hf:
