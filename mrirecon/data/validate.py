@@ -10,7 +10,7 @@ input file is ever opened. :func:`check_dataset_size` compares declared shapes a
 ``MRIRECON_MAX_SLICE_BYTES`` and ``MRIRECON_MIN_MATRIX``) before a byte is read, so a few-kilobyte
 file declaring a huge compressed dataset cannot allocate memory; values are checked slice by slice.
 ISMRMRD raw files pass the same :func:`open_hdf5` and :class:`Limits`
-(:func:`mrirecon.io.ismrmrd_raw.inspect_ismrmrd`).
+(:func:`mrirecon.io.ismrmrd_gate.inspect_ismrmrd`).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ __all__ = [
     "Task",
     "check_output_folder",
     "clean_stale_temporaries",
+    "describe_failure",
     "failure_line",
     "find_h5_inputs",
     "prepare_output",
@@ -95,19 +96,21 @@ def prepare_output(input_path: str | os.PathLike, output: str | os.PathLike) -> 
     return problem
 
 
-def failure_line(name: str | os.PathLike, err: BaseException, verbose: bool = False) -> str:
-    """``FAILED <file>: <problem>`` on one line (plus the traceback when ``verbose``).
-
-    An :class:`InputError` names its own file; any other error is reported against ``name`` (the
-    task's input), with its type unless it is a ValueError or OSError (whose messages say enough).
-    """
+def describe_failure(name: str | os.PathLike, err: BaseException) -> str:
+    """``<file>: <problem>`` on one line. An :class:`InputError` names its own file; any other error is
+    reported against ``name`` (the task's input), with its type unless it is a ValueError or OSError
+    (whose messages say enough)."""
     if isinstance(err, InputError):
-        name, text = err.path, " ".join(err.problem.split())
-    else:
-        text = " ".join(str(err).split()) or type(err).__name__
-        if not isinstance(err, ValueError | OSError):
-            text = f"{type(err).__name__}: {text}"
-    line = f"FAILED {text}" if text.startswith(f"{name}:") else f"FAILED {name}: {text}"
+        return f"{err.path}: {' '.join(err.problem.split())}"
+    text = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, ValueError | OSError):
+        text = f"{type(err).__name__}: {text}"
+    return text if text.startswith(f"{name}:") else f"{name}: {text}"
+
+
+def failure_line(name: str | os.PathLike, err: BaseException, verbose: bool = False) -> str:
+    """``FAILED <file>: <problem>`` (:func:`describe_failure`), plus the traceback when ``verbose``."""
+    line = f"FAILED {describe_failure(name, err)}"
     if verbose:
         detail = getattr(err, "detail", None)  # the library's own message (InputError)
         line += (f"\n  ({detail})" if detail else "") + "\n" + "".join(traceback.format_exception(err)).rstrip()
