@@ -152,6 +152,7 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
     import pydicom
 
     from mrirecon.io.dicom import load_series
+    from mrirecon.io.dicom.header import PATIENT_ATTRIBUTES
 
     series = load_series(files)
     first = pydicom.dcmread(series.files[0], stop_before_pixels=True)
@@ -179,13 +180,7 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
     a["modality"] = series.attributes.get("Modality", "")
     if keep_identity:
         a["series_description"] = series.series_description
-        for attr, keyword in (
-            ("patient_id", "PatientID"),
-            ("patient_name", "PatientName"),
-            ("patient_birth_date", "PatientBirthDate"),
-            ("patient_sex", "PatientSex"),
-        ):
-            a[attr] = str(first.get(keyword, ""))
+        a.update({attr: str(first.get(keyword, "")) for attr, keyword in PATIENT_ATTRIBUTES.items()})
     else:
         a["patient_id"] = deid.pseudonym(_dicom_patient_key(first, series.series_uid))
     return write_h5(dst, {"reconstruction": series.volume}, a)

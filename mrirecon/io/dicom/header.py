@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_GEOMETRY",
+    "PATIENT_ATTRIBUTES",
     "Acquisition",
     "Geometry",
     "acquisition_from_ismrmrd",
@@ -26,6 +27,14 @@ __all__ = [
     "identity_from_h5",
     "identity_from_ismrmrd",
 ]
+
+# HDF5 attribute -> DICOM keyword of the patient identity an HDF5 volume may carry (with --keep-identity)
+PATIENT_ATTRIBUTES = {
+    "patient_id": "PatientID",
+    "patient_name": "PatientName",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+}
 
 
 @dataclass(frozen=True)
@@ -254,12 +263,7 @@ def geometry_from_h5(header_xml: str | None, attrs: dict) -> Geometry:
 def identity_from_h5(header_xml: str | None, attrs: dict) -> dict[str, str]:
     """:func:`identity_from_ismrmrd`, overridden by the ``patient_*`` attributes of an HDF5 volume."""
     ident = identity_from_ismrmrd(header_xml)
-    for attr, keyword in (
-        ("patient_id", "PatientID"),
-        ("patient_name", "PatientName"),
-        ("patient_birth_date", "PatientBirthDate"),
-        ("patient_sex", "PatientSex"),
-    ):
+    for attr, keyword in PATIENT_ATTRIBUTES.items():
         if attrs.get(attr) not in (None, ""):
             ident[keyword] = str(attrs[attr])
     return ident
