@@ -177,7 +177,7 @@ def dicom_series_to_h5(files: Sequence[str | Path], dst: str | Path, *, keep_ide
         a[name] = float(values[0]) if np.all(values == values[0]) else np.asarray(values)
     a["series_instance_uid"], a["study_instance_uid"], a["frame_of_reference_uid"] = uids
     a["sop_class_uid"] = series.sop_class_uid
-    a["modality"] = series.attributes.get("Modality", "")
+    a["modality"] = series.modality
     if keep_identity:
         a["series_description"] = series.series_description
         a.update({attr: str(first.get(keyword, "")) for attr, keyword in PATIENT_ATTRIBUTES.items()})

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ _ENHANCED_MR_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
     "1.2.840.10008.5.1.4.1.1.4.4",  # Legacy Converted Enhanced MR Image Storage
 }
-_KEPT_ATTRIBUTES = ("Modality", "Manufacturer", "SeriesNumber", "PatientPosition", "ImageComments")
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Series:
     frame_of_reference_uid: str = ""
     series_description: str = ""
     sop_class_uid: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
+    modality: str = ""
 
     @property
     def geometry(self) -> Geometry | None:
@@ -222,7 +221,7 @@ def _series(first: Dataset, **fields) -> Series:
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")),
         series_description=str(first.get("SeriesDescription", "")),
         sop_class_uid=str(first.get("SOPClassUID", "")),
-        attributes={k: str(first.get(k, "")) for k in _KEPT_ATTRIBUTES},
+        modality=str(first.get("Modality", "")),
         **fields,
     )
 
