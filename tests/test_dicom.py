@@ -276,3 +276,38 @@ def test_dcmtk_dump_and_render(tmp_path):
     assert render.returncode == 0, render.stderr
     header = out.read_bytes().split(b"\n", 3)
     assert header[0] == b"P5" and header[1].split() == [b"20", b"24"]
+
+
+def test_series_problems_are_input_errors_naming_the_series_folder(tmp_path):
+    files = _series(tmp_path, "a", shape=(4, 8, 8))
+    with pytest.raises(InputError) as caught:
+        dicom.load_series([files[0], files[1], files[3]])
+    assert caught.value.path == str(tmp_path / "a") and str(caught.value).startswith(f"{tmp_path / 'a'}: series ")
+
+
+def test_rescale_only_and_position_free_series_are_read(tmp_path):
+    """highdicom applies the Modality rescale when there is no Real World Value Mapping; a series without
+    plane positions is stacked in InstanceNumber order and has no geometry."""
+    v = volume()
+    paths = dicom.write_series(v, tmp_path / "r")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.RealWorldValueMappingSequence
+        for tag in [t for t in ds.keys() if t.group == dicom.PRIVATE_GROUP]:
+            del ds[tag]
+        ds.RescaleSlope, ds.RescaleIntercept = "2", "-1"
+        ds.save_as(p)
+    [series] = dicom.read_series(tmp_path / "r")
+    stored = np.stack([pydicom.dcmread(p).pixel_array for p in paths]).astype(np.float64)
+    np.testing.assert_allclose(series.volume, stored * 2 - 1)
+    assert list(series.slope) == [2.0] * len(paths) and list(series.intercept) == [-1.0] * len(paths)
+
+    paths = dicom.write_series(v, tmp_path / "n")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.ImagePositionPatient, ds.ImageOrientationPatient
+        ds.InstanceNumber = len(paths) + 1 - int(ds.InstanceNumber)  # reversed: the order comes from here
+        ds.save_as(p)
+    [series] = dicom.read_series(tmp_path / "n")
+    assert series.geometry is None and series.positions is None
+    assert np.abs(series.volume - v[::-1]).max() <= float(series.slope[0])
