@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from mrirecon import convert
-from mrirecon.io import batch
 from mrirecon import reconstruct as recon_cli
 from mrirecon.data.ismrmrd import make_header
+from mrirecon.io import batch
 
 S, C, H, W = 2, 2, 32, 24
 

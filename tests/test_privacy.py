@@ -21,10 +21,10 @@ import pydicom
 import pytest
 
 from mrirecon import convert
-from mrirecon.io import deid, dicom
 from mrirecon import reconstruct as recon_cli
 from mrirecon.api import ReconResult
 from mrirecon.data.ismrmrd import make_header
+from mrirecon.io import deid, dicom
 
 NAME, MRN, BIRTH, BIRTH_ISO = "Smithers^Johnathan", "MRN8675309", "19610203", "1961-02-03"
 FREE_TEXT = "knee of Johnathan Smithers"
