@@ -293,7 +293,7 @@ def test_rescale_only_and_position_free_series_are_read(tmp_path):
     for p in paths:
         ds = pydicom.dcmread(p)
         del ds.RealWorldValueMappingSequence
-        for tag in [t for t in ds if t.group == dicom.PRIVATE_GROUP]:
+        for tag in [elem.tag for elem in ds if elem.tag.group == dicom.PRIVATE_GROUP]:
             del ds[tag]
         ds.RescaleSlope, ds.RescaleIntercept = "2", "-1"
         ds.save_as(p)
