@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,18 +193,12 @@ def run_batch(
             todo.append(task)
     with Progress(label) as bar:
         if workers <= 1 or len(todo) <= 1:
-            outcomes = ((task, _run_task(task, verbose)) for task in todo)
-            _collect(outcomes, len(todo), summary, bar, stage)
+            _collect((_run_task(task, verbose) for task in todo), len(todo), summary, bar, stage)
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(_run_task, task, verbose): task for task in todo}
-                _collect(
-                    ((futures[f], _outcome(futures[f], f)) for f in as_completed(futures)),
-                    len(todo),
-                    summary,
-                    bar,
-                    stage,
-                )
+                lines = (_outcome(futures[f], f) for f in as_completed(futures))
+                _collect(lines, len(todo), summary, bar, stage)
     return summary
 
 
@@ -215,8 +209,9 @@ def _outcome(task: Task, future: Any) -> str | None:
         return f"FAILED {task.name}: worker failed ({type(err).__name__}: {err})"
 
 
-def _collect(outcomes: Any, total: int, summary: Summary, bar: Any, stage: str) -> None:
-    for done, (_, line) in enumerate(outcomes, 1):
+def _collect(lines: Iterable[str | None], total: int, summary: Summary, bar: Any, stage: str) -> None:
+    """Count each task's outcome (None: done; else its FAILED line, printed at once) and show progress."""
+    for done, line in enumerate(lines, 1):
         if line is None:
             summary.done += 1
         else:
