@@ -132,12 +132,12 @@ def load_series(files: Iterable[str | Path]) -> Series:
         return _multiframe(paths[0], datasets[0])
     has_plane = _check_consistent(where, uid, datasets)
     if not has_plane:
-        return _stacked(where, uid, paths, datasets)
+        return _stacked(paths, datasets)
     import highdicom as hd
 
     try:
         volume = hd.get_volume_from_series(datasets, dtype=np.float64)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # highdicom and the pixel decoders raise several types
         raise InputError(where, f"series {uid}: {_spacing_problem(datasets) or exc}") from None
     return _from_volume(volume, paths, datasets)
 
@@ -148,7 +148,7 @@ def _multiframe(path: Path, ds: Dataset) -> Series:
 
     try:
         volume = hd.Image.from_dataset(ds, copy=False).get_volume(dtype=np.float64)
-    except (ValueError, TypeError, AttributeError, RuntimeError) as exc:
+    except Exception as exc:  # highdicom and the pixel decoders raise several types
         raise InputError(path, f"multi-frame image is not one regularly spaced volume ({exc})") from None
     return _from_volume(volume, [path], [ds])
 
@@ -160,7 +160,7 @@ def _from_volume(volume, paths: list[Path], datasets: list[Dataset]) -> Series:
 
     volume = volume.ensure_handedness(hd.AxisHandedness.LEFT_HANDED, flip_axis=0)
     n = volume.spatial_shape[0]
-    along_slices, down_rows, along_rows = volume.unit_vectors()
+    _, down_rows, along_rows = volume.unit_vectors()
     positions = volume.map_indices_to_reference(np.stack([np.arange(n), np.zeros(n), np.zeros(n)], axis=1))
     first = datasets[0]
     if len(datasets) == n > 1:  # single-frame images: their slice index in the volume
@@ -187,7 +187,7 @@ def _from_volume(volume, paths: list[Path], datasets: list[Dataset]) -> Series:
     )
 
 
-def _stacked(where: Path, uid: str, paths: list[Path], datasets: list[Dataset]) -> Series:
+def _stacked(paths: list[Path], datasets: list[Dataset]) -> Series:
     """A series without plane positions: frames (value mapping applied by highdicom) in InstanceNumber order."""
     import highdicom as hd
 
