@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import InvalidInputError
+from ..io.batch import describe_failure
 from ..metrics import METRIC_NAMES, volume_metrics
 from .cases import Case, find_files, load_cases
 from .methods import (
@@ -157,15 +157,10 @@ def iter_results(
                     rows = _run_case(case, specs, classical, learned, pool, warmed, batch_size, notes, tuned)
                     counts[case.acceleration] += 1
                     yield from rows
-            except (InvalidInputError, OSError) as err:
-                msg = str(err) if str(path) in str(err) else f"{path}: {err}"
-                if on_error is None:
-                    raise
-                on_error(msg)
             except Exception as err:  # e.g. ESPIRiT without ACS, a net that cannot take the shape: never stop the run
                 if isinstance(err, UsageError) or on_error is None:
                     raise
-                on_error(f"{path}: {type(err).__name__}: {err}")
+                on_error(describe_failure(path, err))
         if progress is not None:
             progress("file", len(files), len(files))
     finally:
