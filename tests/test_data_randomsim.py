@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.data import anatomy, coils, randomsim, validate_file
+from mrirecon.data import anatomy, randomsim, validate_file
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig, draw_physics
 from mrirecon.data.synth import build_random_volume, generate_dataset, main
+from mrirecon.physics import coil_models as coils
 from mrirecon.physics import noise_correlation, random_noise_covariance, zero_filled_rss_np
 
 TINY = SIM_PRESETS["random-tiny"]

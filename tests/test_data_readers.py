@@ -185,7 +185,7 @@ def test_datamodule_generates_when_missing(tmp_path):
 
 
 def test_training_masks_repeat_with_the_torch_seed_and_vary_per_call():
-    from mrirecon.data.masks import make_mask_func
+    from mrirecon.physics.masks import make_mask_func
     from mrirecon.data.transforms import SliceTransform
 
     kspace = np.ones((2, 16, 64), np.complex64)

@@ -7,20 +7,13 @@ from typing import Any
 
 import torch
 
-from ..assets import asset
+from ..codecs.backbones import resolve_backbone_config
 from ..nirvana import NirvanaConfig, NirvanaModel
 from ..speed import optimize_for_inference
 from .report import emit, finish, new_row, recorded_errors
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
-BACKBONES = asset("backbone")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
-
-
-def resolve_config(name: str) -> NirvanaConfig:
-    """``tiny``, ``1.3B`` or a path to a config.json."""
-    aliases = {"tiny": BACKBONES / "tiny" / "config.json", "1.3B": BACKBONES / "nirvana-1.3B" / "config.json"}
-    return NirvanaConfig.from_json_file(aliases.get(name, name))
 
 
 def backbone_flops(cfg: NirvanaConfig, batch: int, tokens: int) -> float:
@@ -38,7 +31,7 @@ def bench_backbone(args: argparse.Namespace, batches: list[int]) -> list[dict[st
     """One row per (mode, batch). FLOPs analytic (:func:`backbone_flops`); bytes: the parameters read once
     plus the input and output activations."""
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    cfg = resolve_config(args.config)
+    cfg = resolve_backbone_config(args.config)
     torch.manual_seed(0)
     with torch.device(device):
         model = NirvanaModel(cfg)
