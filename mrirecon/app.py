@@ -46,6 +46,7 @@ from .app_views import (
     comparison_png,
     consistency_images,
     consistency_text,
+    crop_readout_np,
     error_rgb,
     mask_image,
     measured_kspace_log,
@@ -60,7 +61,6 @@ from .deid import strip_ismrmrd_identity
 from .io import read_volume, validate_input
 from .io.files import file_sha256
 from .metrics import nmse, psnr, ssim, volume_metrics
-from .physics import crop_readout_np
 
 log = logging.getLogger(__name__)
 
