@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mrirecon.data.sources import affine_slices
+from mrirecon.data.sources import affine_slices, shift_anatomy
 from mrirecon.physics import (
     cropped_birdcage_maps,
     sens_expand_np,
@@ -112,3 +112,24 @@ def simulate_kspace(
     kspace = sens_expand_np(img * np.exp(1j * phase)[None], maps)
     kspace = (kspace + white_noise(kspace.shape, sigma, rng)).astype(np.complex64)
     return kspace, zero_filled_rss_np(kspace, (h, w))
+
+
+def simulate_preset(
+    preset: Preset, split: str, mni: np.ndarray | None, shift_source: tuple | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """One volume of ``split`` -> (k-space complex64 [S,C,H,W], target [S,h,w], coil count, acquisition name).
+
+    ``shift`` takes the dipy ``shift_source`` with the preset's shift coils and oversampling; the other splits
+    the MNI template ``mni``."""
+    if split == "shift":
+        anatomy, acq = shift_anatomy(shift_source, preset.slices, preset.image, preset.pixel_mm, rng)
+        coils_lo, coils_hi = preset.shift_coils
+        oversampling = preset.shift_oversampling
+    else:
+        anatomy, acq = mni_anatomy(mni, preset.slices, preset.image, preset.pixel_mm, rng)
+        coils_lo, coils_hi = preset.coils
+        oversampling = preset.oversampling
+    num_coils = int(rng.integers(coils_lo, coils_hi + 1))
+    peak = float(np.exp(rng.uniform(np.log(3e-4), np.log(1.2e-3))))
+    kspace, target = simulate_kspace(anatomy, num_coils, oversampling, preset.snr, peak, rng)
+    return kspace, target, num_coils, acq

@@ -38,9 +38,9 @@ import numpy as np
 
 from mrirecon.data import randomsim
 from mrirecon.data.ismrmrd import make_header
-from mrirecon.data.presets import PRESETS, Preset, mni_anatomy, simulate_kspace
+from mrirecon.data.presets import PRESETS, Preset, simulate_preset
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig
-from mrirecon.data.sources import load_mni, load_shift_sources, shift_anatomy
+from mrirecon.data.sources import load_mni, load_shift_sources
 from mrirecon.io.files import write_atomically, write_text_atomically
 from mrirecon.physics import file_mask
 
@@ -128,29 +128,48 @@ def _volumes(preset: Preset | SimConfig) -> Iterator[tuple[str, int]]:
             yield split, i
 
 
-def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
-    """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
-    rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    sources = load_shift_sources() if split == "shift" else None
-    source = sources[index % len(sources)] if sources else None
-    kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
+@dataclass(frozen=True)
+class Acquired:
+    """What either simulator gives for one volume, before naming: k-space complex64 [S,C,H,W], target [S,h,w]."""
+
+    kspace: np.ndarray
+    target: np.ndarray
+    acquisition: str
+    recon: tuple[int, int]
+    pixel_mm: float
+    num_coils: int
+
+
+def _sim_volume(split: str, index: int, seed: int, acquired: Acquired, **attrs: object) -> SimVolume:
+    """A simulated volume with its ISMRMRD header, file name and patient id (``attrs``: extra file attributes)."""
+    kspace, acq = acquired.kspace, acquired.acquisition
     header = make_header(
         encoded=kspace.shape[-2:],
-        recon=draw.matrix[2:],
-        pixel_mm=draw.pixel_mm,
-        num_coils=draw.num_coils,
+        recon=acquired.recon,
+        pixel_mm=acquired.pixel_mm,
+        num_coils=acquired.num_coils,
         num_slices=kspace.shape[0],
         protocol=acq,
     )
     return SimVolume(
         name=f"synth_{split}_{index:03d}",
         kspace=kspace,
-        target=target,
+        target=acquired.target,
         header=header,
         acquisition=acq,
         patient_id=f"synth-{seed}-{split}-{index:03d}",
-        extra_attrs={"synth_params": randomsim.draw_json(draw)},
+        extra_attrs=attrs,
     )
+
+
+def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
+    """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
+    rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
+    sources = load_shift_sources() if split == "shift" else None
+    source = sources[index % len(sources)] if sources else None
+    kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
+    acquired = Acquired(kspace, target, acq, draw.matrix[2:], draw.pixel_mm, draw.num_coils)
+    return _sim_volume(split, index, seed, acquired, synth_params=randomsim.draw_json(draw))
 
 
 def build_volume(
@@ -160,36 +179,10 @@ def build_volume(
     if isinstance(preset, SimConfig):
         return build_random_volume(split, index, preset, seed)
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    if split == "shift":
-        anatomy, acq = shift_anatomy(
-            shift_sources[index % len(shift_sources)], preset.slices, preset.image, preset.pixel_mm, rng
-        )
-        coils_lo, coils_hi = preset.shift_coils
-        os_ = preset.shift_oversampling
-    else:
-        anatomy, acq = mni_anatomy(mni, preset.slices, preset.image, preset.pixel_mm, rng)
-        coils_lo, coils_hi = preset.coils
-        os_ = preset.oversampling
-    num_coils = int(rng.integers(coils_lo, coils_hi + 1))
-    peak = float(np.exp(rng.uniform(np.log(3e-4), np.log(1.2e-3))))
-    kspace, target = simulate_kspace(anatomy, num_coils, os_, preset.snr, peak, rng)
-    h, w = preset.image
-    header = make_header(
-        encoded=kspace.shape[-2:],
-        recon=(h, w),
-        pixel_mm=preset.pixel_mm,
-        num_coils=num_coils,
-        num_slices=kspace.shape[0],
-        protocol=acq,
-    )
-    return SimVolume(
-        name=f"synth_{split}_{index:03d}",
-        kspace=kspace,
-        target=target,
-        header=header,
-        acquisition=acq,
-        patient_id=f"synth-{seed}-{split}-{index:03d}",
-    )
+    source = shift_sources[index % len(shift_sources)] if split == "shift" else None
+    kspace, target, num_coils, acq = simulate_preset(preset, split, mni, source, rng)
+    acquired = Acquired(kspace, target, acq, preset.image, preset.pixel_mm, num_coils)
+    return _sim_volume(split, index, seed, acquired)
 
 
 TEST_DIRS = {
