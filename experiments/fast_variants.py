@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mrirecon.bench import backbone_flops, matmul_ceiling, time_fn
-from mrirecon.codecs.backbones import resolve_backbone_config
+from mrirecon.bench import backbone_flops, matmul_ceiling, resolve_config, time_fn
 from mrirecon.io.markdown import markdown_table
 from mrirecon.nirvana import NirvanaModel
 from mrirecon.speed import cuda_graphed
@@ -54,7 +53,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("."))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    cfg = resolve_backbone_config(args.config)
+    cfg = resolve_config(args.config)
     torch.backends.cuda.matmul.allow_tf32 = False
     t0 = time.time()
     ref = build(cfg, torch.float32)

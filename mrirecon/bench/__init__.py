@@ -14,7 +14,7 @@ the measured bf16 matmul and copy ceilings and the peak memory; ``--json`` appen
 ``--markdown`` writes the table (also printed).
 """
 
-from .backbone import backbone_flops, bench_backbone
+from .backbone import backbone_flops, bench_backbone, resolve_config
 from .cli import main, run
 from .recon import bench_slice, bench_train, bench_tta, make_inputs
 from .report import ROW_KEYS, markdown
@@ -33,6 +33,7 @@ __all__ = [
     "make_inputs",
     "markdown",
     "matmul_ceiling",
+    "resolve_config",
     "run",
     "time_fn",
 ]

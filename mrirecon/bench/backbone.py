@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..codecs.backbones import resolve_backbone_config
+from ..codecs.backbones import resolve_backbone_config as resolve_config
 from ..nirvana import NirvanaConfig, NirvanaModel
 from ..speed import optimize_for_inference
 from .report import emit, finish, new_row, recorded_errors
@@ -31,7 +31,7 @@ def bench_backbone(args: argparse.Namespace, batches: list[int]) -> list[dict[st
     """One row per (mode, batch). FLOPs analytic (:func:`backbone_flops`); bytes: the parameters read once
     plus the input and output activations."""
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
-    cfg = resolve_backbone_config(args.config)
+    cfg = resolve_config(args.config)
     torch.manual_seed(0)
     with torch.device(device):
         model = NirvanaModel(cfg)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 __all__ = ["COIL_MODELS", "coil_maps", "cropped_birdcage_maps", "smooth_coil_phase"]
 
@@ -46,7 +45,8 @@ def _upsample(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _birdcage(num_coils: int, yy: np.ndarray, xx: np.ndarray, obj_half: float, rng) -> np.ndarray:
-    import sigpy.mri
+    import sigpy.mri  # simulators only: importing the physics package stays light
+    from scipy import ndimage
 
     n, ring = 64, 0.8
     radius = rng.uniform(1.05, 1.6) * obj_half
