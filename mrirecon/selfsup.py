@@ -14,13 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-
-def centre_lines(width: int, num_low_frequencies: Tensor) -> Tensor:
-    """num_low_frequencies [B] -> bool [B,W]: the calibration centre as fastMRI's masks place it."""
-    nlf = num_low_frequencies.reshape(-1, 1).long()
-    lo = (width - nlf + 1) // 2
-    cols = torch.arange(width, device=nlf.device).view(1, -1)
-    return (cols >= lo) & (cols < lo + nlf)
+from mrirecon.physics import centre_lines
 
 
 def split_lines(

@@ -71,6 +71,37 @@ def test_backbone_registry():
         build_backbone("gpt")
 
 
+def test_a_backbone_is_one_registry_entry(monkeypatch, tmp_path):
+    import types
+    import typing
+
+    from mrirecon.codecs import backbones
+
+    assert tuple(backbones.BACKBONE_REGISTRY) == backbones.BACKBONES
+    # the option type the command line checks is the registry's names
+    hint = typing.get_type_hints(ReconModel.__init__)["backbone"]
+    assert typing.get_args(hint) == backbones.BACKBONES
+
+    # a new backbone needs its entry only: build, forward, Trigger queries and the reference follow
+    class Doubler(torch.nn.Module):  # called as Hugging Face models are
+        def forward(self, inputs_embeds, use_cache=True):
+            return types.SimpleNamespace(last_hidden_state=2 * inputs_embeds)
+
+    entry = backbones.BackboneEntry(
+        lambda req: backbones.FrozenBackbone(req.name, Doubler(), req.cfg.hidden_size, req.reference), False, "test"
+    )
+    monkeypatch.setitem(backbones.BACKBONE_REGISTRY, "doubler", entry)
+    bb = build_backbone("doubler", "tiny")
+    x = torch.randn(1, 3, bb.hidden_size)
+    assert bb.num_trigger_layers == 0 and bb.logit_dim == 0 and bb.reference["name"] == "doubler"
+    assert torch.equal(bb(x), 2 * x) and torch.equal(bb(x, trigger="off"), 2 * x)
+    with pytest.raises(ValueError, match="random weights only"):
+        build_backbone("doubler", "tiny", weights=str(tmp_path))
+    nirvana = build_backbone("nirvana", "tiny")
+    assert nirvana.trigger_aware and nirvana.num_trigger_layers > 0 and nirvana.logit_dim > 0
+    assert not build_backbone("none", "tiny").trigger_aware
+
+
 def test_codec_checkpoint_round_trip_and_tamper(tmp_path):
     net = ReconModel(**SMALL, patch_size=8)
     cfg = {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL, "patch_size": 8}}

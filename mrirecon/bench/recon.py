@@ -22,9 +22,9 @@ from ..baselines.learned import VarNetBaseline
 from ..checkpoint import load_codec, read_card
 from ..codecs import ReconModel
 from ..codecs.decoder import FloatNormUnet
-from ..data.masks import STANDARD_PAIRS, make_mask_func, sample_mask
 from ..module import ReconModule
 from ..physics import crop_readout
+from ..physics.masks import STANDARD_PAIRS, make_mask_func, sample_mask
 from ..speed import optimize_for_inference
 from ..tta import TTAConfig
 from .report import emit, finish, new_row, recorded_errors
