@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import DEFAULT_CHECKPOINT, load_codec
+from .adapt.tta import TTAConfig, TTAReport, adapt
+from .codecs.checkpoint import DEFAULT_CHECKPOINT, load_codec
 from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
 from .physics import crop_readout, zero_filled_rss
 from .progress import ProgressCallback
-from .tta import TTAConfig, TTAReport, adapt
 
 
 @dataclass
@@ -58,7 +58,7 @@ def _tta_options(options: dict[str, Any]) -> dict[str, Any]:
 class Reconstructor:
     """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise.
 
-    ``tta``: per-scan test-time adaptation (:mod:`mrirecon.tta`); off unless its ``steps`` is positive.
+    ``tta``: per-scan test-time adaptation (:mod:`mrirecon.adapt.tta`); off unless its ``steps`` is positive.
     Any reconstruct call may also pass ``tta_steps=``, ``tta_params=``, ... to override it.
     """
 
@@ -104,7 +104,7 @@ class Reconstructor:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
         first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
-        With test-time adaptation the scan's adapters are fitted first (:func:`mrirecon.tta.adapt`).
+        With test-time adaptation the scan's adapters are fitted first (:func:`mrirecon.adapt.tta.adapt`).
         ``progress`` is called as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)``
         as work ends."""
         options = {**{f"tta_{k}": v for k, v in vars(self.tta).items()}, **net_kwargs}

@@ -55,7 +55,7 @@ from .app_views import (
     upscale,
 )
 from .assets import asset
-from .checkpoint import DEFAULT_CHECKPOINT
+from .codecs.checkpoint import DEFAULT_CHECKPOINT
 from .data import MASK_TYPES, InvalidInputError, Limits, Volume
 from .deid import strip_ismrmrd_identity
 from .io import read_volume, validate_input

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from . import batch
-from .checkpoint import DEFAULT_CHECKPOINT
+from .codecs.checkpoint import DEFAULT_CHECKPOINT
 from .deid import strip_ismrmrd_identity
 from .io import OUTPUT_FORMATS, read_volume, write_output
 from .io.files import write_atomically

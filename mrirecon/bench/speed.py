@@ -71,10 +71,10 @@ def optimize_for_inference(
     from fastmri.models.unet import Unet
     from fastmri.models.varnet import NormUnet
 
-    from .codecs.decoder import ImageDecoder
-    from .codecs.encoder import KSpaceEncoder
-    from .codecs.graph_safe import CascadeBlock, CentreSensitivityModel, pad_unet_channels
-    from .nirvana import NirvanaModel, fla_available
+    from ..codecs.decoder import ImageDecoder
+    from ..codecs.encoder import KSpaceEncoder
+    from ..codecs.graph_safe import CascadeBlock, CentreSensitivityModel, pad_unet_channels
+    from ..nirvana import NirvanaModel, fla_available
 
     if getattr(model, "_optimized_for_inference", False):
         return model
