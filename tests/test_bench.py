@@ -123,7 +123,7 @@ def test_graph_mode_wraps_with_speed_cuda_graphed(monkeypatch):
     """``graph`` imports mrirecon.bench.speed lazily and hands it the callable and the example inputs."""
     calls = []
 
-    def cuda_graphed(fn, *example_args, warmup=3):
+    def cuda_graphed(fn, *example_args):
         calls.append(example_args)
         return fn
 

@@ -193,9 +193,7 @@ def share_logger_version(trainer: Namespace) -> None:
             args.version = version
 
 
-def print_test_tables(
-    test_dir: Path, codec: Path, accelerations: list[int], mask_type: str, device: str | None = None
-) -> None:
+def print_test_tables(test_dir: Path, codec: Path, accelerations: list[int], mask_type: str, device: str) -> None:
     """The exported codec and zero-filled on every test file at each acceleration, one table per
     acceleration (the evaluation harness's protocol and layout)."""
     from rich.console import Console
@@ -212,7 +210,7 @@ def print_test_tables(
     except UsageError as err:  # e.g. a test split of test-format files without their truth folder
         print(f"note: no per-acceleration test tables ({err})", file=sys.stderr)
         return
-    print_tables(summary, header_line(summary, test_dir, None, device or "cpu"))
+    print_tables(summary, header_line(summary, test_dir, None, device))
     Console().print(f"codec exported to {codec}")
 
 
