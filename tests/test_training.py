@@ -94,6 +94,26 @@ def test_export_writes_the_checkpoint_lightning_chose_not_the_last_weights(tmp_p
         export.setup(lone, module, "fit")
 
 
+def test_fit_command_adds_the_best_checkpoint_an_export_reads():
+    from jsonargparse import Namespace
+
+    from mrirecon.training.cli import add_best_checkpoint
+
+    export = Namespace(class_path="mrirecon.training.callbacks.ExportCodec", init_args=Namespace(dirpath=None))
+    trainer = Namespace(callbacks=[export], enable_checkpointing=None)
+    add_best_checkpoint(trainer)
+    added = trainer.callbacks[-1]
+    assert added.class_path == "lightning.pytorch.callbacks.ModelCheckpoint"
+    assert (added.init_args.monitor, added.init_args.mode) == ("val_ssim", "max")
+    add_best_checkpoint(trainer)
+    assert len(trainer.callbacks) == 2  # a recipe's own ModelCheckpoint(monitor=val_ssim, mode=max) is kept
+    no_export = Namespace(callbacks=[], enable_checkpointing=False)
+    add_best_checkpoint(no_export)
+    assert no_export.callbacks == []
+    with pytest.raises(SystemExit, match="enable_checkpointing"):
+        add_best_checkpoint(Namespace(callbacks=[export], enable_checkpointing=False))
+
+
 # (recipe chain, run folder): the commands of the Makefile, codecs/train_default.sh and results/reproduce_cpu.py
 RECIPES = [
     (["tiny"], "runs/tiny"),
