@@ -88,6 +88,17 @@ def test_export_writes_the_checkpoint_lightning_chose_not_the_last_weights(tmp_p
     assert stored and all(torch.equal(t, best[f"net.{k}"]) for k, t in stored.items())
     card = json.loads((tmp_path / "codec" / "card.json").read_text())
     assert card["metrics"]["val"] == val and card["training"]["hparams"]["lr"] == module.hparams.lr
+    # a best checkpoint that is gone (a resumed run's old folder): a warning, and the last weights
+    keeper.best_model_path = str(tmp_path / "gone.ckpt")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(1.0)
+    with pytest.warns(UserWarning, match="gone.ckpt is missing"):
+        export.on_fit_end(trainer, module)
+    stored = load_file(tmp_path / "codec" / "codec.safetensors")
+    last = {k: v for k, v in module.state_dict().items()}
+    assert all(torch.equal(t, last[f"net.{k}"]) for k, t in stored.items())
+    assert not all(torch.equal(t, best[f"net.{k}"]) for k, t in stored.items())
     # the export needs a checkpoint callback that keeps the highest val_ssim
     lone = L.Trainer(callbacks=[ModelCheckpoint(), export], logger=False, default_root_dir=tmp_path)
     with pytest.raises(ValueError, match="monitor='val_ssim'"):

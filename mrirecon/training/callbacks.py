@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..codecs.checkpoint import save_codec
 from .module import ReconModule
@@ -73,8 +74,11 @@ class ExportCodec(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
         best = best_checkpoint(trainer)
-        if best is not None and best.best_model_path:  # no validation ran: the last weights are exported
-            ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=True)  # this run's own file
+        path = best.best_model_path if best is not None else ""
+        if path and not Path(path).is_file():  # e.g. a resumed run whose earlier checkpoint folder is gone
+            rank_zero_warn(f"ExportCodec: the best checkpoint {path} is missing; exporting the last weights")
+        elif path:  # without one (no validation ran) the last weights are exported
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)  # this run's own file
             pl_module.load_state_dict(ckpt["state_dict"], strict=False)  # the frozen backbone is not stored
             if self.CHECKPOINT_KEY in ckpt:
                 self.card["metrics"]["val"] = ckpt[self.CHECKPOINT_KEY]
