@@ -96,7 +96,7 @@ def test_export_writes_the_checkpoint_lightning_chose_not_the_last_weights(tmp_p
     with pytest.warns(UserWarning, match="gone.ckpt is missing"):
         export.on_fit_end(trainer, module)
     stored = load_file(tmp_path / "codec" / "codec.safetensors")
-    last = {k: v for k, v in module.state_dict().items()}
+    last = module.state_dict()
     assert all(torch.equal(t, last[f"net.{k}"]) for k, t in stored.items())
     assert not all(torch.equal(t, best[f"net.{k}"]) for k, t in stored.items())
     # the export needs a checkpoint callback that keeps the highest val_ssim
