@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoint import DEFAULT_CHECKPOINT
+from .codecs.checkpoint import DEFAULT_CHECKPOINT
 from .io import OUTPUT_FORMATS, batch, read_volume
 from .io.conversions import kspace_to_image_file
 from .io.deid import strip_ismrmrd_identity

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.checkpoint import load_codec, save_codec
 from mrirecon.codecs import ReconModel, build_backbone
-from mrirecon.fit import main as fit_main
+from mrirecon.codecs.checkpoint import load_codec, save_codec
 from mrirecon.reconstruct import main as reconstruct_main
+from mrirecon.training.cli import main as fit_main
 
 SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2)
 
@@ -129,6 +129,8 @@ def test_codec_checkpoint_round_trip_and_tamper(tmp_path):
 def _fit_args(root: Path, data: Path, extra: list[str]) -> list[str]:
     args = [
         "--config",
+        str(Path(__file__).parents[1] / "codecs" / "base.yaml"),
+        "--config",
         str(Path(__file__).parents[1] / "codecs" / "tiny.yaml"),
         f"--data.data_path={data}",
         "--data.num_workers=0",
@@ -153,7 +155,7 @@ def test_fit_keeps_backbone_bit_identical_and_exports(synth_root, tmp_path):
         synth_root,
         [
             "--trainer.max_epochs=1",
-            "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+            "--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec",
             f"--trainer.callbacks.dirpath={export}",
             "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
             f"--trainer.callbacks.dirpath={tmp_path / 'ckpt'}",
@@ -196,7 +198,7 @@ def test_fit_off_a_terminal_prints_progress_lines_one_log_folder_and_tables(synt
     args = [a for a in args if a != "--trainer.callbacks=[]"] + [
         "--trainer.callbacks=[]",
         "--trainer.callbacks+=lightning.pytorch.callbacks.RichProgressBar",
-        "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+        "--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec",
         f"--trainer.callbacks.dirpath={tmp_path / 'codec'}",
         f'--trainer.logger=[{{"class_path": "lightning.pytorch.loggers.CSVLogger", '
         f'"init_args": {{"save_dir": "{logs}", "name": "run"}}}}, '

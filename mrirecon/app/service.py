@@ -15,7 +15,7 @@ import numpy as np
 
 from ..api import ReconResult, Reconstructor
 from ..assets import asset
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..codecs.checkpoint import DEFAULT_CHECKPOINT
 from ..data import InvalidInputError, Limits, Volume
 from ..io import read_volume, validate_input
 from ..io.files import file_sha256

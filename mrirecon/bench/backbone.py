@@ -9,8 +9,8 @@ import torch
 
 from ..codecs.backbones import resolve_backbone_config as resolve_config
 from ..nirvana import NirvanaConfig, NirvanaModel
-from ..speed import optimize_for_inference
 from .report import emit, finish, new_row, recorded_errors
+from .speed import optimize_for_inference
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
