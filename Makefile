@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 fit: $(STAMP)
-	$(BIN)/python -m mrirecon.fit fit --config codecs/tiny.yaml
+	$(BIN)/python -m mrirecon.fit fit --config codecs/base.yaml --config codecs/tiny.yaml
 
 tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \

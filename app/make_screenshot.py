@@ -81,7 +81,7 @@ def screenshot(checkpoint: Path, example: str, out: Path, slice_steps: int = 0, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mrirecon.checkpoint import DEFAULT_CHECKPOINT
+    from mrirecon.codecs.checkpoint import DEFAULT_CHECKPOINT
 
     parser = argparse.ArgumentParser(description="Screenshot the app with a real reconstruction.")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)

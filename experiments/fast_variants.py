@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from mrirecon.bench import backbone_flops, matmul_ceiling, resolve_config, time_fn
+from mrirecon.bench.speed import cuda_graphed
 from mrirecon.io.markdown import markdown_table
 from mrirecon.nirvana import NirvanaModel
-from mrirecon.speed import cuda_graphed
 
 VARIANTS = {  # name: (backend, fuse, compile, graph)
     "eager-torch": ("torch", False, False, False),

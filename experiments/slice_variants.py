@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from mrirecon.bench.recon import build_ours, build_varnet, make_inputs
+from mrirecon.bench.speed import cuda_graphed, optimize_for_inference
 from mrirecon.bench.timing import fp32_precision, time_fn, with_autocast
 from mrirecon.io.markdown import markdown_table
-from mrirecon.speed import cuda_graphed, optimize_for_inference
 
 VARIANTS = {  # name: optimize_for_inference arguments (None: the model as built)
     "graph": None,

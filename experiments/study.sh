@@ -59,10 +59,10 @@ train() {  # seed, name, extra CLI arguments; a failed run is reported and left 
   local dir=runs/study/s$seed/$name
   mkdir -p "runs/study/s$seed"
   rm -rf "$dir"
-  if $py -m mrirecon.fit fit --config codecs/tiny.yaml --seed_everything "$seed" --data.data_path "$data" \
-    --trainer.accelerator "$accel" "${limit[@]}" \
-    --trainer.logger false --trainer.enable_progress_bar false --trainer.enable_checkpointing false \
-    --trainer.callbacks '[]' --trainer.callbacks+=mrirecon.callbacks.ExportCodec \
+  if $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/tiny.yaml --seed_everything "$seed" \
+    --data.data_path "$data" --trainer.accelerator "$accel" "${limit[@]}" --trainer.default_root_dir "$dir" \
+    --trainer.logger false --trainer.enable_progress_bar false \
+    --trainer.callbacks '[]' --trainer.callbacks+=mrirecon.training.callbacks.ExportCodec \
     --trainer.callbacks.dirpath "$dir" --data.num_workers "$workers" "$@" > "$dir.log" 2>&1; then
     log "trained $name (seed $seed)"
   else

@@ -22,9 +22,9 @@ echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
 fit() {
   local name=$1 data=$2
   shift 2
-  sed -e "s#runs/default#runs/$name#g" -e "s#data_path: data/random#data_path: $data#" codecs/default.yaml \
-    >"$out/$name.yaml"
-  $py -m mrirecon.fit fit --config "$out/$name.yaml" --model.init_codec codecs/default --model.lr 5e-4 \
+  $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "$data" \
+    --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
+    --model.init_codec codecs/default --model.lr 5e-4 \
     --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
     --data.num_workers 4 "$@" >"$out/$name.log" 2>&1 &
 }

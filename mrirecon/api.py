@@ -7,7 +7,7 @@
 >>> adapted = rec.reconstruct_file("scan.h5", tta=TTAConfig(steps=10))  # or tta_steps=10
 >>> adapted.tta.used
 
-Test-time adaptation travels as one :class:`~mrirecon.tta.TTAConfig` (``tta=``); the keyword form
+Test-time adaptation travels as one :class:`~mrirecon.adapt.tta.TTAConfig` (``tta=``); the keyword form
 ``tta_<field>=`` (``tta_steps``, ``tta_params``, ``tta_weight_lr``, ...) changes single fields of it and is
 what the command lines' ``key=value`` options pass.
 """
@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import DEFAULT_CHECKPOINT, load_codec
+from .adapt.tta import TTAConfig, TTAReport, adapt
+from .codecs.checkpoint import DEFAULT_CHECKPOINT, load_codec
 from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
 from .physics import crop_readout, zero_filled_rss
 from .progress import ProgressCallback
-from .tta import TTAConfig, TTAReport, adapt
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _default_device() -> torch.device:
 
 
 def split_tta_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Keyword options -> (:class:`~mrirecon.tta.TTAConfig` field values of the ``tta_<field>`` keys, the
+    """Keyword options -> (:class:`~mrirecon.adapt.tta.TTAConfig` field values of the ``tta_<field>`` keys, the
     other options). Raises TypeError for a ``tta_`` key that names no field."""
     tta = {key.removeprefix("tta_"): value for key, value in options.items() if key.startswith("tta_")}
     unknown = sorted(set(tta) - {f.name for f in dataclasses.fields(TTAConfig)})
@@ -72,7 +72,7 @@ def split_tta_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str
 class Reconstructor:
     """A loaded network (ours or a learned baseline) that reconstructs whole volumes slice-batch-wise.
 
-    ``tta``: per-scan test-time adaptation (:mod:`mrirecon.tta`); off unless its ``steps`` is positive.
+    ``tta``: per-scan test-time adaptation (:mod:`mrirecon.adapt.tta`); off unless its ``steps`` is positive.
     Any reconstruct call may pass its own ``tta=`` and/or ``tta_steps=``, ``tta_params=``, ... to change it.
     """
 
@@ -129,7 +129,7 @@ class Reconstructor:
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
         first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
         With test-time adaptation (``tta``, changed by ``tta_<field>`` keys of ``net_kwargs``; see
-        :meth:`adaptation`) the scan's adapters are fitted first (:func:`mrirecon.tta.adapt`).
+        :meth:`adaptation`) the scan's adapters are fitted first (:func:`mrirecon.adapt.tta.adapt`).
         ``progress`` is called as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)``
         as work ends."""
         tta_fields, net_kwargs = split_tta_options(net_kwargs)

@@ -2,7 +2,7 @@
 
 :class:`Progress` draws a tqdm bar when its stream is a terminal and otherwise prints one plain line
 per step (``reconstructing scan.h5: slice 3/16, 2.1 s``), so ``command > log 2>&1`` shows how far a run
-got. Training has its own line-based callback, :class:`mrirecon.callbacks.LineProgress`.
+got. Training has its own line-based callback, :class:`mrirecon.training.callbacks.LineProgress`.
 """
 
 from __future__ import annotations

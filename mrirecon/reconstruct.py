@@ -22,46 +22,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from . import batch
-from .checkpoint import DEFAULT_CHECKPOINT
-from .deid import strip_ismrmrd_identity
-from .io import OUTPUT_FORMATS, read_volume, write_output
-from .io.files import write_atomically
+from .codecs.checkpoint import DEFAULT_CHECKPOINT
+from .io import OUTPUT_FORMATS, batch, read_volume
+from .io.conversions import kspace_to_image_file
+from .io.deid import strip_ismrmrd_identity
 from .io.outputs import carried_attrs, output_path, public_name
 from .progress import Progress, ProgressCallback
-
-
-def find_inputs(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(
-            p for p in path.rglob("*.h5") if not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-    return [path]
-
-
-def relative_name(root: Path, path: Path) -> Path:
-    """The name of ``path`` in the input tree under ``root`` (mirrored under the output folder)."""
-    return path.relative_to(root) if root.is_dir() else Path(path.name)
-
-
-def write_reconstruction(path: Path, recon: np.ndarray, attrs: dict[str, Any], header_xml: str | None) -> None:
-    """fastMRI submission file, written to a temporary name and renamed."""
-    if not np.isfinite(recon).all():
-        raise ValueError(f"{path}: the reconstruction holds NaN or Inf values; nothing written")
-
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as hf:
-            hf.create_dataset("reconstruction", data=recon.astype(np.float32))
-            if header_xml is not None:
-                hf.create_dataset("ismrmrd_header", data=header_xml)
-            for k, v in attrs.items():
-                hf.attrs[k] = v
-
-    write_atomically(path, write, ".h5")
-
 
 _RECONSTRUCTORS: dict[tuple, Any] = {}
 
@@ -135,63 +103,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print a traceback for each failed file")
     args = parser.parse_args(argv)
 
-    if not args.input.exists():
-        print(f"error: {args.input}: no such file or folder", file=sys.stderr)
-        return 2
-    inputs = find_inputs(args.input)
-    if not inputs:
-        print(f"error: {args.input}: no .h5 files found", file=sys.stderr)
-        return 2
-    problem = batch.check_output_folder(args.input, args.output)
+    problem = batch.prepare_output(args.input, args.output)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    batch.clean_stale_temporaries(args.output)
+    inputs = batch.find_h5_inputs(args.input)
+    if not inputs:
+        print(f"error: {args.input}: no .h5 files found", file=sys.stderr)
+        return 2
     try:  # load the network once, before any file, so a bad checkpoint stops here
         _reconstructor(args.checkpoint, args.device, {"trigger": args.trigger} if args.trigger else {})
     except (FileNotFoundError, ValueError) as err:
         print(f"error: cannot load the checkpoint: {err}", file=sys.stderr)
         return 2
-    done = skipped = 0
-    failed: list[str] = []
-    files = Progress("reconstruct")  # a bar on a terminal, "reconstruct: file 2/5" lines in a log
-    for number, path in enumerate(inputs, 1):
-        name = relative_name(args.input, path)
+    settings = {
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "mask_type": args.mask_type,
+        "acceleration": args.acceleration,
+        "center_fraction": args.center_fraction,
+        "trigger": args.trigger,
+        "tta_steps": args.tta_steps,
+    }
+    tasks = []
+    for path in inputs:
+        name = batch.relative_name(args.input, path)
         if args.format != "h5":  # fastMRI submissions need the input names; other exports get pseudonyms
             name = public_name(path, name, args.keep_identity)
         out = output_path(args.output, name, args.format)
-        if out.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        slices = Progress(f"reconstructing {path.name}")
-        try:
-            recon, header, attrs = reconstruct_volume_file(
-                path,
-                args.checkpoint,
-                args.device,
-                args.mask_type,
-                args.acceleration,
-                args.center_fraction,
-                args.trigger,
-                args.tta_steps,
-                args.keep_identity,
-                slices,
-            )
-            source = str(path.resolve())
-            note = write_output(out, args.format, recon, header, attrs, source, keep_identity=args.keep_identity)
-            if note:
-                print(f"note: {note}", file=sys.stderr)
-            done += 1
-        except Exception as err:  # one bad file never stops the batch
-            slices.close()
-            print(batch.failure_line(path, err, args.verbose), file=sys.stderr)
-            failed.append(str(path))
-        slices.close()
-        if len(inputs) > 1:
-            files("file", number, len(inputs))
-    files.close()
-    print(f"reconstructed {done}, skipped {skipped}, failed {len(failed)}")
-    return 1 if failed else 0
+        tasks.append(
+            batch.Task(str(path), out, _reconstruct_file, (path, out, args.format, settings, args.keep_identity))
+        )
+    summary = batch.run_batch(tasks, label="reconstruct", overwrite=args.overwrite, verbose=args.verbose, stage="file")
+    print(summary.line("reconstructed"))
+    return summary.exit_code
+
+
+def _reconstruct_file(src: Path, dst: Path, fmt: str, settings: dict[str, Any], keep_identity: bool) -> None:
+    """One input of the batch, with per-slice progress (``reconstructing scan.h5: slice 3/16``)."""
+    with Progress(f"reconstructing {src.name}") as slices:
+        options = {**settings, "progress": slices}
+        kspace_to_image_file(
+            src, dst, options=options, reconstruct=reconstruct_volume_file, keep_identity=keep_identity, fmt=fmt
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """An untrained tiny ReconModel codec (the app only needs something loadable)."""
-    from mrirecon.checkpoint import save_codec
     from mrirecon.codecs import ReconModel
+    from mrirecon.codecs.checkpoint import save_codec
 
     directory = tmp_path_factory.mktemp("codec")
     save_codec(directory, ReconModel(**TINY), {"class_path": "mrirecon.codecs.ReconModel", "init_args": TINY})
@@ -467,7 +467,7 @@ def test_baseline_checkpoint_hides_trigger(tmp_path):
 
     from mrirecon.app import build_app
     from mrirecon.baselines.learned import UNetBaseline
-    from mrirecon.checkpoint import save_codec
+    from mrirecon.codecs.checkpoint import save_codec
 
     args = {"chans": 4, "num_pool_layers": 2}
     ckpt = save_codec(tmp_path / "unet", UNetBaseline(**args), {"class_path": "mrirecon.baselines.learned.UNetBaseline",

@@ -120,14 +120,14 @@ def test_graph_needs_cuda(capsys):
 
 
 def test_graph_mode_wraps_with_speed_cuda_graphed(monkeypatch):
-    """``graph`` imports mrirecon.speed lazily and hands it the callable and the example inputs."""
+    """``graph`` imports mrirecon.bench.speed lazily and hands it the callable and the example inputs."""
     calls = []
 
-    def cuda_graphed(fn, *example_args, warmup=3):
+    def cuda_graphed(fn, *example_args):
         calls.append(example_args)
         return fn
 
-    monkeypatch.setitem(sys.modules, "mrirecon.speed", types.SimpleNamespace(cuda_graphed=cuda_graphed))
+    monkeypatch.setitem(sys.modules, "mrirecon.bench.speed", types.SimpleNamespace(cuda_graphed=cuda_graphed))
     x = torch.ones(3)
     graphed = wrap(lambda t: 2 * t, "graph", (x,))
     assert len(calls) == 1 and calls[0][0] is x

@@ -13,7 +13,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from mrirecon import convert, dicom
+from mrirecon import convert
+from mrirecon.io import dicom
+from mrirecon.io.outputs import ENHANCED_NAME
 
 HEADER = """<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
@@ -115,7 +117,7 @@ def test_enhanced_output(tmp_path, capsys):
     assert code == 0, err
     [folder] = (tmp_path / "dcm").iterdir()
     files = list(folder.iterdir())
-    assert [p.name for p in files] == [convert.ENHANCED_NAME]
+    assert [p.name for p in files] == [ENHANCED_NAME]
     ds = pydicom.dcmread(files[0])
     assert int(ds.NumberOfFrames) == 4 and ds.PatientIdentityRemoved == "YES"
     code, out, err = run(capsys, "dicom-to-h5", tmp_path / "dcm", tmp_path / "h5")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.data import anatomy, coils, randomsim, validate_file
+from mrirecon.data import anatomy, randomsim, validate_file
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig, draw_physics
 from mrirecon.data.synth import build_random_volume, generate_dataset, main
 from mrirecon.physics import noise_correlation, random_noise_covariance, zero_filled_rss_np
@@ -105,20 +105,6 @@ def test_elastic_deformation_bias_and_slab_move_the_anatomy():
     np.testing.assert_allclose(plain[2, 1] - plain[2, 0], 3.0, atol=1e-4)  # axial: slices step along z
     field = anatomy.bias_field((40, 30), 0.3, np.random.default_rng(0))
     assert np.abs(np.log(field)).max() == pytest.approx(0.3, rel=1e-5)
-
-
-@pytest.mark.parametrize("model", coils.COIL_MODELS)
-def test_coil_models(model):
-    maps = coils.coil_maps(model, 8, (96, 64), (48, 64), np.random.default_rng(0), phase_amplitude=1.5)
-    assert maps.shape == (8, 96, 64) and maps.dtype == np.complex64 and np.isfinite(maps).all()
-    rss = np.sqrt((np.abs(maps) ** 2).sum(0))[24:72]
-    assert np.percentile(rss, 95) == pytest.approx(1.0, rel=1e-4)
-    mags = np.abs(maps).reshape(8, -1)
-    assert np.corrcoef(mags).min() < 0.99  # the coils see different regions
-    other = coils.coil_maps(model, 8, (96, 64), (48, 64), np.random.default_rng(1))
-    assert not np.allclose(maps, other)  # random geometry
-    with pytest.raises(ValueError, match="unknown coil model"):
-        coils.coil_maps("helmet", 4, (8, 8), (8, 8), np.random.default_rng(0))
 
 
 def test_noise_in_the_kspace_has_the_drawn_coil_covariance_and_snr():

@@ -185,8 +185,8 @@ def test_datamodule_generates_when_missing(tmp_path):
 
 
 def test_training_masks_repeat_with_the_torch_seed_and_vary_per_call():
-    from mrirecon.data.masks import make_mask_func
     from mrirecon.data.transforms import SliceTransform
+    from mrirecon.physics.masks import make_mask_func
 
     kspace = np.ones((2, 16, 64), np.complex64)
     attrs = {"padding_left": 0, "padding_right": 64, "encoding_size": (16, 64, 1), "recon_size": (16, 64, 1)}

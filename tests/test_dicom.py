@@ -1,4 +1,4 @@
-"""mrirecon.dicom: MR series writing/reading, geometry, and what DICOM tools say about the output."""
+"""mrirecon.io.dicom: MR series writing/reading, geometry, and what DICOM tools say about the output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from mrirecon import dicom
+from mrirecon.io import InputError, dicom
 
 HEADER = """<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
@@ -217,7 +217,7 @@ def _series(tmp_path, name="s", shape=(3, 16, 16), **kw) -> list[Path]:
 
 def test_mixed_sizes_rejected(tmp_path):
     files = _series(tmp_path, "a") + _series(tmp_path, "b", shape=(1, 8, 16))
-    with pytest.raises(dicom.DicomInputError, match="mixed image sizes 16x16 .3 files., 8x16 .1 file."):
+    with pytest.raises(InputError, match="mixed image sizes 16x16 .3 files., 8x16 .1 file."):
         dicom.load_series(files)
 
 
@@ -226,15 +226,15 @@ def test_mixed_orientation_rejected(tmp_path):
     ds = pydicom.dcmread(files[1])
     ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1]
     ds.save_as(files[1])
-    with pytest.raises(dicom.DicomInputError, match="mixed image orientations"):
+    with pytest.raises(InputError, match="mixed image orientations"):
         dicom.load_series(files)
 
 
 def test_duplicate_and_missing_slices_rejected(tmp_path):
     files = _series(tmp_path, "a", shape=(4, 8, 8))
-    with pytest.raises(dicom.DicomInputError, match="uneven slice spacing"):
+    with pytest.raises(InputError, match="uneven slice spacing"):
         dicom.load_series([files[0], files[1], files[3]])
-    with pytest.raises(dicom.DicomInputError, match="share one slice position"):
+    with pytest.raises(InputError, match="share one slice position"):
         dicom.load_series(files + _series(tmp_path, "b", shape=(4, 8, 8)))
 
 
@@ -245,7 +245,7 @@ def test_scan_folder_reports_non_dicom(tmp_path):
     groups, problems = dicom.scan_folder(tmp_path)
     assert [len(v) for v in groups.values()] == [3]
     assert [(p.name, "not a DICOM file" in why) for p, why in problems] == [("notes.txt", True)]
-    with pytest.raises(dicom.DicomInputError, match="notes.txt"):
+    with pytest.raises(InputError, match="notes.txt"):
         dicom.read_series(tmp_path)
 
 
@@ -276,3 +276,38 @@ def test_dcmtk_dump_and_render(tmp_path):
     assert render.returncode == 0, render.stderr
     header = out.read_bytes().split(b"\n", 3)
     assert header[0] == b"P5" and header[1].split() == [b"20", b"24"]
+
+
+def test_series_problems_are_input_errors_naming_the_series_folder(tmp_path):
+    files = _series(tmp_path, "a", shape=(4, 8, 8))
+    with pytest.raises(InputError) as caught:
+        dicom.load_series([files[0], files[1], files[3]])
+    assert caught.value.path == str(tmp_path / "a") and str(caught.value).startswith(f"{tmp_path / 'a'}: series ")
+
+
+def test_rescale_only_and_position_free_series_are_read(tmp_path):
+    """highdicom applies the Modality rescale when there is no Real World Value Mapping; a series without
+    plane positions is stacked in InstanceNumber order and has no geometry."""
+    v = volume()
+    paths = dicom.write_series(v, tmp_path / "r")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.RealWorldValueMappingSequence
+        for tag in [elem.tag for elem in ds if elem.tag.group == dicom.PRIVATE_GROUP]:
+            del ds[tag]
+        ds.RescaleSlope, ds.RescaleIntercept = "2", "-1"
+        ds.save_as(p)
+    [series] = dicom.read_series(tmp_path / "r")
+    stored = np.stack([pydicom.dcmread(p).pixel_array for p in paths]).astype(np.float64)
+    np.testing.assert_allclose(series.volume, stored * 2 - 1)
+    assert list(series.slope) == [2.0] * len(paths) and list(series.intercept) == [-1.0] * len(paths)
+
+    paths = dicom.write_series(v, tmp_path / "n")
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        del ds.ImagePositionPatient, ds.ImageOrientationPatient
+        ds.InstanceNumber = len(paths) + 1 - int(ds.InstanceNumber)  # reversed: the order comes from here
+        ds.save_as(p)
+    [series] = dicom.read_series(tmp_path / "n")
+    assert series.geometry is None and series.positions is None
+    assert np.abs(series.volume - v[::-1]).max() <= float(series.slope[0])

@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file
 
 from mrirecon.codecs.backbones import state_hash
-from mrirecon.fit import ReconCLI
-from mrirecon.fit import main as fit_main
+from mrirecon.training.cli import ReconCLI
+from mrirecon.training.cli import main as fit_main
 
 ROOT = Path(__file__).parents[1]
 SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2, patch_size=16)
@@ -61,6 +61,7 @@ def data32(tmp_path_factory) -> Path:
 
 def _args(root: Path, data: Path, extra: list[str]) -> list[str]:
     args = [
+        f"--config={ROOT / 'codecs' / 'base.yaml'}",
         f"--config={ROOT / 'codecs' / 'tiny.yaml'}",
         f"--data.data_path={data}",
         "--data.num_workers=0",
@@ -78,7 +79,7 @@ def _args(root: Path, data: Path, extra: list[str]) -> list[str]:
 
 def _callbacks(run: Path) -> list[str]:
     return [
-        "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+        "--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec",
         f"--trainer.callbacks.dirpath={run / 'codec'}",
         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
         f"--trainer.callbacks.dirpath={run / 'ckpt'}",
@@ -177,13 +178,14 @@ def test_strategy_overlays_parse_and_build():
 
     from mrirecon.codecs.backbones import FrozenBackbone
     from mrirecon.data.datamodule import FastMRIDataModule
-    from mrirecon.module import ReconModule
     from mrirecon.nirvana.layers import NirvanaBlock
+    from mrirecon.training.module import ReconModule
 
     small = [f"--model.net.init_args.{k}={v}" for k, v in SMALL.items()]
     built = {}
     for name in ("ddp", "fsdp"):
         args = [
+            f"--config={ROOT / 'codecs' / 'base.yaml'}",
             f"--config={ROOT / 'codecs' / 'tiny.yaml'}",
             f"--config={ROOT / 'codecs' / 'strategy' / f'{name}.yaml'}",
         ]

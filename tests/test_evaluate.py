@@ -12,7 +12,7 @@ import pytest
 
 from mrirecon.api import Reconstructor
 from mrirecon.baselines import espirit_maps, zero_filled
-from mrirecon.checkpoint import save_codec
+from mrirecon.codecs.checkpoint import save_codec
 from mrirecon.data import read_target, read_volume
 from mrirecon.evaluate import MethodSpec, UsageError, evaluate, load_cases, main, parse_method, shared_espirit
 from mrirecon.metrics import center_crop_to, volume_metrics

@@ -13,9 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from mrirecon import batch, convert
+from mrirecon import convert
 from mrirecon import reconstruct as recon_cli
 from mrirecon.data.ismrmrd import make_header
+from mrirecon.io import batch
 
 S, C, H, W = 2, 2, 32, 24
 
@@ -151,7 +152,7 @@ def test_convert_batches_refuse_and_clean_the_same_way(tmp_path, capsys):
 def test_dicom_declaring_huge_images_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
     import pydicom
 
-    from mrirecon import dicom
+    from mrirecon.io import dicom
 
     [path] = dicom.write_series(np.ones((1, 16, 16), np.float32), tmp_path / "dcm" / "big")
     dicom.write_series(np.ones((2, 16, 16), np.float32), tmp_path / "dcm" / "ok")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrirecon.checkpoint import UnsafeCheckpointError, load_codec
-from mrirecon.fit import check_checkpoint
-from mrirecon.fit import main as fit_main
+from mrirecon.codecs.checkpoint import UnsafeCheckpointError, load_codec
+from mrirecon.training.cli import check_checkpoint
+from mrirecon.training.cli import main as fit_main
 
-TINY = Path(__file__).parents[1] / "codecs" / "tiny.yaml"
+CODECS = Path(__file__).parents[1] / "codecs"
 
 
 @pytest.fixture
@@ -64,7 +64,8 @@ def test_foreign_class_path_refused_before_import(tmp_path, trap):
 
 
 def test_fit_cli_refuses_url_and_foreign_class(tmp_path, trap):
-    base = ["fit", "--config", str(TINY), f"--data.data_path={tmp_path}", f"--trainer.default_root_dir={tmp_path}"]
+    recipe = ["--config", str(CODECS / "base.yaml"), "--config", str(CODECS / "tiny.yaml")]
+    base = ["fit", *recipe, f"--data.data_path={tmp_path}", f"--trainer.default_root_dir={tmp_path}"]
     with pytest.raises(SystemExit, match="URLs are refused"):
         fit_main([*base, "--ckpt_path=http://127.0.0.1:9/x.ckpt"])
     with pytest.raises(SystemExit, match="weights_only false"):

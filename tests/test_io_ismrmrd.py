@@ -111,7 +111,7 @@ def test_reconstruct_fully_sampled_to_nifti_agrees_with_reference(tmp_path, caps
 def test_undersampled_scans_beat_zero_filled(tmp_path, acceleration, coils, noise, extra):
     """Undersampled generator files keep their own acquired lines and the network beats zero-filling
     (NMSE against the noiseless fully sampled RSS image, by at least 10 %)."""
-    from mrirecon.checkpoint import DEFAULT_CHECKPOINT
+    from mrirecon.codecs.checkpoint import DEFAULT_CHECKPOINT
     from mrirecon.metrics import volume_metrics
     from mrirecon.reconstruct import _reconstructor
 

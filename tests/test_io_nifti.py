@@ -60,8 +60,8 @@ def test_missing_orientation_is_said_plainly(tmp_path, capsys):
 def test_writer_is_atomic_under_a_short_temporary_name(tmp_path, monkeypatch):
     """The temporary name comes from the batch module (short, cleaned after a killed run); a failed save
     leaves nothing behind."""
-    from mrirecon import batch
-    from mrirecon.dicom import Geometry
+    from mrirecon.io import batch
+    from mrirecon.io.dicom import Geometry
     from mrirecon.io.nifti import write_nifti
 
     seen = []
@@ -81,7 +81,7 @@ def test_writer_is_atomic_under_a_short_temporary_name(tmp_path, monkeypatch):
 
 def test_kspace_to_nifti_and_h5_use_the_reconstruction_and_its_geometry(tmp_path, capsys):
     """``kspace-to-dicom --format nifti|h5``: the reconstruction function's volume and attributes are written."""
-    from mrirecon.convert import kspace_to_dicom_file
+    from mrirecon.io.conversions import kspace_to_image_file
 
     volume = np.random.default_rng(1).random((2, 12, 10)).astype(np.float32)
     attrs = {
@@ -95,11 +95,11 @@ def test_kspace_to_nifti_and_h5_use_the_reconstruction_and_its_geometry(tmp_path
     def fake(path, **options):
         return volume, None, attrs
 
-    nii = kspace_to_dicom_file(tmp_path / "scan.h5", tmp_path / "scan.nii.gz", reconstruct=fake, fmt="nifti")
+    nii = kspace_to_image_file(tmp_path / "scan.h5", tmp_path / "scan.nii.gz", reconstruct=fake, fmt="nifti")
     img = nib.load(nii)
     assert img.shape == (10, 12, 2) and nib.aff2axcodes(img.affine) == ("L", "P", "S")
     assert np.allclose(np.asarray(img.dataobj), volume.transpose(2, 1, 0))
-    h5 = kspace_to_dicom_file(tmp_path / "scan.h5", tmp_path / "out.h5", reconstruct=fake, fmt="h5")
+    h5 = kspace_to_image_file(tmp_path / "scan.h5", tmp_path / "out.h5", reconstruct=fake, fmt="h5")
     with h5py.File(h5, "r") as hf:
         assert np.array_equal(hf["reconstruction"][()], volume)
         assert np.allclose(hf.attrs["image_orientation_patient"], attrs["image_orientation_patient"])

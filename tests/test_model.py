@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrirecon.checkpoint import load_codec, save_codec
 from mrirecon.codecs import ReconModel, build_backbone
-from mrirecon.fit import main as fit_main
+from mrirecon.codecs.checkpoint import load_codec, save_codec
 from mrirecon.reconstruct import main as reconstruct_main
+from mrirecon.training.cli import main as fit_main
 
 SMALL = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2)
 
@@ -71,6 +71,37 @@ def test_backbone_registry():
         build_backbone("gpt")
 
 
+def test_a_backbone_is_one_registry_entry(monkeypatch, tmp_path):
+    import types
+    import typing
+
+    from mrirecon.codecs import backbones
+
+    assert tuple(backbones.BACKBONE_REGISTRY) == backbones.BACKBONES
+    # the option type the command line checks is the registry's names
+    hint = typing.get_type_hints(ReconModel.__init__)["backbone"]
+    assert typing.get_args(hint) == backbones.BACKBONES
+
+    # a new backbone needs its entry only: build, forward, Trigger queries and the reference follow
+    class Doubler(torch.nn.Module):  # called as Hugging Face models are
+        def forward(self, inputs_embeds, use_cache=True):
+            return types.SimpleNamespace(last_hidden_state=2 * inputs_embeds)
+
+    entry = backbones.BackboneEntry(
+        lambda req: backbones.FrozenBackbone(req.name, Doubler(), req.cfg.hidden_size, req.reference), False, "test"
+    )
+    monkeypatch.setitem(backbones.BACKBONE_REGISTRY, "doubler", entry)
+    bb = build_backbone("doubler", "tiny")
+    x = torch.randn(1, 3, bb.hidden_size)
+    assert bb.num_trigger_layers == 0 and bb.logit_dim == 0 and bb.reference["name"] == "doubler"
+    assert torch.equal(bb(x), 2 * x) and torch.equal(bb(x, trigger="off"), 2 * x)
+    with pytest.raises(ValueError, match="random weights only"):
+        build_backbone("doubler", "tiny", weights=str(tmp_path))
+    nirvana = build_backbone("nirvana", "tiny")
+    assert nirvana.trigger_aware and nirvana.num_trigger_layers > 0 and nirvana.logit_dim > 0
+    assert not build_backbone("none", "tiny").trigger_aware
+
+
 def test_codec_checkpoint_round_trip_and_tamper(tmp_path):
     net = ReconModel(**SMALL, patch_size=8)
     cfg = {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL, "patch_size": 8}}
@@ -98,6 +129,8 @@ def test_codec_checkpoint_round_trip_and_tamper(tmp_path):
 def _fit_args(root: Path, data: Path, extra: list[str]) -> list[str]:
     args = [
         "--config",
+        str(Path(__file__).parents[1] / "codecs" / "base.yaml"),
+        "--config",
         str(Path(__file__).parents[1] / "codecs" / "tiny.yaml"),
         f"--data.data_path={data}",
         "--data.num_workers=0",
@@ -122,7 +155,7 @@ def test_fit_keeps_backbone_bit_identical_and_exports(synth_root, tmp_path):
         synth_root,
         [
             "--trainer.max_epochs=1",
-            "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+            "--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec",
             f"--trainer.callbacks.dirpath={export}",
             "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
             f"--trainer.callbacks.dirpath={tmp_path / 'ckpt'}",
@@ -165,7 +198,7 @@ def test_fit_off_a_terminal_prints_progress_lines_one_log_folder_and_tables(synt
     args = [a for a in args if a != "--trainer.callbacks=[]"] + [
         "--trainer.callbacks=[]",
         "--trainer.callbacks+=lightning.pytorch.callbacks.RichProgressBar",
-        "--trainer.callbacks+=mrirecon.callbacks.ExportCodec",
+        "--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec",
         f"--trainer.callbacks.dirpath={tmp_path / 'codec'}",
         f'--trainer.logger=[{{"class_path": "lightning.pytorch.loggers.CSVLogger", '
         f'"init_args": {{"save_dir": "{logs}", "name": "run"}}}}, '

@@ -118,3 +118,93 @@ def test_noise_covariance_is_realised_and_bounded():
     np.testing.assert_allclose(emp, 4.0 * cov, atol=0.12)
     with pytest.raises(ValueError):
         physics.coil_noise((2, 5, 8, 8), cov, 1.0, rng)
+
+
+def test_numpy_expand_matches_torch_and_the_numpy_readout_crop():
+    rng = np.random.default_rng(0)
+    maps = (rng.standard_normal((3, 12, 10)) + 1j * rng.standard_normal((3, 12, 10))).astype(np.complex64)
+    image = (rng.standard_normal((2, 12, 10)) + 1j * rng.standard_normal((2, 12, 10))).astype(np.complex64)
+    k = physics.sens_expand_np(image, maps)
+    assert k.shape == (2, 3, 12, 10) and k.dtype == np.complex64
+    as_t = lambda a: torch.view_as_real(torch.from_numpy(a))  # noqa: E731
+    ref = physics.sens_expand(as_t(image)[:, None], as_t(maps)[None].expand(2, -1, -1, -1, -1))
+    np.testing.assert_allclose(as_t(k).numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
+    cropped = physics.crop_readout_np(k, 8)  # the central 8 of 12 image rows, pixel values kept
+    assert cropped.shape == (2, 3, 8, 10)
+    np.testing.assert_allclose(physics.ifft2c_np(cropped), physics.ifft2c_np(k)[..., 2:10, :], atol=1e-5)
+
+
+@pytest.mark.parametrize("mask_type", ["random", "equispaced_fraction"])
+@pytest.mark.parametrize("width", [320, 367])
+def test_centre_lines_are_the_calibration_columns_of_fastmri_masks(mask_type, width):
+    from mrirecon.codecs.graph_safe import CentreSensitivityModel
+
+    mask, nlf = physics.file_mask("scan.h5", width, mask_type, 8)
+    centre = physics.centre_lines(width, torch.tensor([nlf]))[0].numpy()
+    assert centre.sum() == nlf and mask[centre].all()
+    run = np.flatnonzero(centre)
+    assert np.array_equal(run, np.arange(run[0], run[0] + nlf))  # one contiguous run
+    # the sensitivity network keeps the same columns (as a tensor too: per-sample widths on the device)
+    sens = CentreSensitivityModel(2, 1, mask_center=True)
+    layout = torch.from_numpy(mask).view(1, 1, 1, width, 1)
+    for given in (nlf, torch.tensor([nlf])):
+        assert np.array_equal(sens.centre_columns(layout, given, width).view(width).numpy(), centre)
+
+
+def test_file_masks_follow_the_file_name():
+    a, na = physics.file_mask("a.h5", 320, "random", 4)
+    b, nb = physics.file_mask("a.h5", 320, "random", 4)
+    c, _ = physics.file_mask("b.h5", 320, "random", 4)
+    assert np.array_equal(a, b) and na == nb == round(320 * physics.STANDARD_PAIRS[4])
+    assert not np.array_equal(a, c)
+    from mrirecon import data
+
+    assert data.file_mask is physics.file_mask and data.MASK_TYPES == physics.BASE_MASK_TYPES
+
+
+def test_white_noise_has_the_requested_power_and_follows_the_seed():
+    n = physics.white_noise((4, 64, 64), 2.0, np.random.default_rng(5))
+    assert n.dtype == np.complex64 and n.shape == (4, 64, 64)
+    assert np.array_equal(n, physics.white_noise((4, 64, 64), 2.0, np.random.default_rng(5)))
+    assert not np.array_equal(n, physics.white_noise((4, 64, 64), 2.0, np.random.default_rng(6)))
+    assert np.mean(np.abs(n) ** 2) == pytest.approx(4.0, rel=0.05)
+    assert np.var(n.real) == pytest.approx(2.0, rel=0.05) and abs(np.mean(n.real * n.imag)) < 0.05
+    flat = n.reshape(4, -1)
+    corr = np.abs(physics.noise_correlation(flat @ flat.conj().T / flat.shape[1]))
+    assert corr[~np.eye(4, dtype=bool)].max() < 0.05  # independent coils
+
+
+def test_smooth_phases_are_bounded_smooth_and_seeded():
+    for draw in (
+        lambda rng: physics.smooth_phase((48, 40), 2.0, rng),
+        lambda rng: physics.unscaled_smooth_phase((48, 40), rng),
+    ):
+        p = draw(np.random.default_rng(1))
+        assert p.shape == (48, 40) and p.dtype == np.float32 and np.isfinite(p).all()
+        assert np.array_equal(p, draw(np.random.default_rng(1)))
+        assert not np.array_equal(p, draw(np.random.default_rng(2)))
+        step = max(np.abs(np.diff(p, axis=0)).max(), np.abs(np.diff(p, axis=1)).max())
+        assert step < 0.1 * (p.max() - p.min())  # smooth: no jumps between neighbours
+    assert np.abs(physics.smooth_phase((48, 40), 2.0, np.random.default_rng(3))).max() <= 2.0
+
+
+@pytest.mark.parametrize("model", physics.COIL_MODELS)
+def test_coil_models(model):
+    maps = physics.coil_maps(model, 8, (96, 64), (48, 64), np.random.default_rng(0), phase_amplitude=1.5)
+    assert maps.shape == (8, 96, 64) and maps.dtype == np.complex64 and np.isfinite(maps).all()
+    rss = np.sqrt((np.abs(maps) ** 2).sum(0))[24:72]
+    assert np.percentile(rss, 95) == pytest.approx(1.0, rel=1e-4)
+    mags = np.abs(maps).reshape(8, -1)
+    assert np.corrcoef(mags).min() < 0.99  # the coils see different regions
+    other = physics.coil_maps(model, 8, (96, 64), (48, 64), np.random.default_rng(1))
+    assert not np.allclose(maps, other)  # random geometry
+    with pytest.raises(ValueError, match="unknown coil model"):
+        physics.coil_maps("helmet", 4, (8, 8), (8, 8), np.random.default_rng(0))
+
+
+def test_cropped_birdcage_maps_are_seeded_and_unit_rss():
+    maps = physics.cropped_birdcage_maps(8, (64, 48), (48, 48), np.random.default_rng(0))
+    assert maps.shape == (8, 64, 48) and maps.dtype == np.complex64
+    assert np.array_equal(maps, physics.cropped_birdcage_maps(8, (64, 48), (48, 48), np.random.default_rng(0)))
+    assert not np.allclose(maps, physics.cropped_birdcage_maps(8, (64, 48), (48, 48), np.random.default_rng(1)))
+    np.testing.assert_allclose(physics.coil_images_rss_np(maps, np.ones((64, 48))), 1.0, rtol=1e-4)

@@ -20,10 +20,11 @@ import numpy as np
 import pydicom
 import pytest
 
-from mrirecon import convert, deid, dicom
+from mrirecon import convert
 from mrirecon import reconstruct as recon_cli
 from mrirecon.api import ReconResult
 from mrirecon.data.ismrmrd import make_header
+from mrirecon.io import deid, dicom
 
 NAME, MRN, BIRTH, BIRTH_ISO = "Smithers^Johnathan", "MRN8675309", "19610203", "1961-02-03"
 FREE_TEXT = "knee of Johnathan Smithers"

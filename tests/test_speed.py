@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mrirecon.bench.speed import cuda_graphed
 from mrirecon.nirvana import NirvanaConfig, NirvanaModel, fla_available
 from mrirecon.nirvana.ops import short_conv
-from mrirecon.speed import cuda_graphed
 
 ROOT = Path(__file__).parents[1]
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -84,7 +84,7 @@ def small_recon(device="cpu"):
 
 def test_optimized_model_matches_eager():
     """Fused projections, regional compilation of the backbone blocks and of fastmri's U-Nets: same output."""
-    from mrirecon.speed import optimize_for_inference
+    from mrirecon.bench.speed import optimize_for_inference
 
     net, kspace, mask = small_recon()
     with torch.inference_mode():
@@ -100,7 +100,7 @@ def test_optimized_varnet_matches_eager_without_graph_breaks():
     from torch._dynamo.utils import counters
 
     from mrirecon.baselines.learned import VarNetBaseline
-    from mrirecon.speed import optimize_for_inference
+    from mrirecon.bench.speed import optimize_for_inference
 
     _, kspace, mask = small_recon()
     torch.manual_seed(0)
@@ -136,7 +136,7 @@ def test_cuda_graphed_rejects_host_tensors():
 
 @gpu
 def test_fast_reconstruction_matches_eager_on_gpu():
-    from mrirecon.speed import cuda_graphed, optimize_for_inference
+    from mrirecon.bench.speed import cuda_graphed, optimize_for_inference
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False

@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_model import SMALL, _batch  # shared small codec sizes and a masked k-space batch
 
-from mrirecon.checkpoint import load_codec, save_codec
 from mrirecon.codecs import ReconModel, build_backbone, resolve_backbone_config
 from mrirecon.codecs.backbones import state_hash
+from mrirecon.codecs.checkpoint import load_codec, save_codec
 
 # Parameter counts of the 1.3B-sized entries (official 1.3B config.json, counted on the meta device), both with
 # their token embeddings (32000 x 2048 = 65,536,000; present in either body, unused with inputs_embeds):
@@ -135,7 +135,7 @@ def test_tta_refuses_the_transformer_like_none():
     pytest.importorskip("transformers")
     import numpy as np
 
-    from mrirecon.tta import TTAConfig, adapt
+    from mrirecon.adapt.tta import TTAConfig, adapt
 
     k, mask = _batch(B=2)
     columns = mask[0, 0, 0, :, 0].numpy().astype(np.bool_)

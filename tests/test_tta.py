@@ -1,12 +1,12 @@
-"""Self-supervised line splits and per-scan test-time adaptation (mrirecon.selfsup, mrirecon.tta)."""
+"""Self-supervised line splits and per-scan test-time adaptation (mrirecon.adapt.selfsup, mrirecon.adapt.tta)."""
 
 import numpy as np
 import pytest
 import torch
 
+from mrirecon.adapt.selfsup import centre_lines, heldout_error, split_lines
+from mrirecon.adapt.tta import ADAPTER_SETS, TTAConfig, adapt, adapted_weights, scan_split
 from mrirecon.codecs import ReconModel
-from mrirecon.selfsup import centre_lines, heldout_error, split_lines
-from mrirecon.tta import ADAPTER_SETS, TTAConfig, adapt, adapted_weights, scan_split
 
 SMALL = dict(num_cascades=2, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2, patch_size=8)
 
@@ -112,8 +112,8 @@ def test_scan_split_and_adapter_refusals():
 def test_training_with_the_self_supervised_term(tmp_path):
     from fastmri.data.transforms import VarNetSample
 
-    from mrirecon.checkpoint import save_codec
-    from mrirecon.module import ReconModule
+    from mrirecon.codecs.checkpoint import save_codec
+    from mrirecon.training.module import ReconModule
 
     kspace, mask = _scan()
     m = torch.from_numpy(mask).view(1, 1, 1, -1, 1).expand(2, 1, 1, -1, 1)

@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from mrirecon import tuning
-from mrirecon.evaluate import UsageError, main
+from mrirecon.evaluate import UsageError, main, tuning
 
 GRID = {"sense": {"lamda": [0.001, 0.3], "crop": [0.0, 0.95]}}
 

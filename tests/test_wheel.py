@@ -67,7 +67,7 @@ def test_wheel_installs_and_reconstructs_an_example(tmp_path):
     work = tmp_path / "elsewhere"  # outside the repository: nothing can come from the source tree
     work.mkdir()
     probe = (
-        "import mrirecon, mrirecon.app as app, mrirecon.checkpoint as ck, mrirecon.codecs.backbones as bb;"
+        "import mrirecon, mrirecon.app as app, mrirecon.codecs.checkpoint as ck, mrirecon.codecs.backbones as bb;"
         "print(mrirecon.__file__); print(ck.DEFAULT_CHECKPOINT); print(app.DEFAULT_EXAMPLES_DIR);"
         "print(bb.resolve_backbone_config('tiny').hidden_size)"
     )

@@ -3,7 +3,7 @@ the measured lines, and how well it predicts measured lines it was not given; an
 
 Without a fully sampled reference these are the numbers a reader can still trust: the residual on the
 measured lines (what data consistency leaves), and the error on held-out measured lines (the split that
-test-time adaptation uses, :func:`mrirecon.selfsup.split_lines`): the network sees only the input lines
+test-time adaptation uses, :func:`mrirecon.adapt.selfsup.split_lines`): the network sees only the input lines
 and its k-space is compared with the measured loss lines it never saw.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..adapt.selfsup import heldout_error
+from ..adapt.tta import TTAConfig, scan_split
 from ..physics import crop_readout
-from ..selfsup import heldout_error
-from ..tta import TTAConfig, scan_split
 
 
 @dataclass

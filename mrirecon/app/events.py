@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..codecs.checkpoint import DEFAULT_CHECKPOINT
 from ..data import InvalidInputError
 from .cache import Entry
 from .layout import Page, page_layout

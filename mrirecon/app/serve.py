@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..codecs.checkpoint import DEFAULT_CHECKPOINT
 from .events import build_app
 from .service import DEFAULT_EXAMPLES_DIR, DEFAULT_MAX_FILE_SIZE
 from .session import parse_size

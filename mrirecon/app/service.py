@@ -15,15 +15,16 @@ import numpy as np
 
 from ..api import ReconResult, Reconstructor
 from ..assets import asset
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..codecs.checkpoint import DEFAULT_CHECKPOINT
 from ..data import InvalidInputError, Limits, Volume
 from ..io import read_volume, validate_input
 from ..io.files import file_sha256
 from ..metrics import nmse, psnr, ssim, volume_metrics
+from ..physics import crop_readout_np
 from .cache import CACHE_SIZE, Entry, ReconCache, ReconSettings
 from .session import SessionFolders, parse_size
 from .texts import consistency_text
-from .views import consistency_images, crop_readout_np, measured_kspace_log
+from .views import consistency_images, measured_kspace_log
 
 log = logging.getLogger(__name__)
 

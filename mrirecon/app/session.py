@@ -11,8 +11,8 @@ from pathlib import Path
 
 from gradio.utils import _parse_file_size
 
-from ..deid import pseudonym
 from ..io import write_output
+from ..io.deid import pseudonym
 from ..io.files import write_atomically
 from ..io.outputs import carried_attrs
 from .cache import Entry

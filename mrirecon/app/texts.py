@@ -100,7 +100,7 @@ def consistency_text(check: Any, s: int, adapted: bool = False) -> str:
 
 
 def tta_text(report: Any, requested_steps: int = 0) -> str:
-    """Markdown of test-time adaptation's before/after numbers (:class:`~mrirecon.tta.TTAReport`; the
+    """Markdown of test-time adaptation's before/after numbers (:class:`~mrirecon.adapt.tta.TTAReport`; the
     newer fields ``used``, ``params`` and ``seconds`` are read when present), or why there are none."""
     if report is None:
         if requested_steps:

@@ -64,17 +64,6 @@ def measured_kspace_log(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return log_kspace(rss, float(rss.max()))
 
 
-def crop_readout_np(kspace: np.ndarray, height: int) -> np.ndarray:
-    """complex [..., H, W] -> [..., min(H, height), W]: the readout field of view cut to ``height`` rows
-    (:func:`mrirecon.physics.crop_readout` on numpy data)."""
-    import torch
-
-    from ..physics import crop_readout
-
-    k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64)))
-    return torch.view_as_complex(crop_readout(k, int(height)).contiguous()).numpy()
-
-
 # ----------------------------------------------------------------------------------------------
 # linked zoom
 

@@ -29,7 +29,7 @@ from ..physics import coil_images_rss_np
 
 __all__ = ["BartError", "bart_available", "bart_espirit", "bart_pics", "read_cfl", "write_cfl"]
 
-BART_LAMDA = 0.001  # the value the comparison used; tune with ``mrirecon.tuning``
+BART_LAMDA = 0.001  # the value the comparison used; tune with ``mrirecon.evaluate.tuning``
 BART_CROP = 0.0  # ESPIRiT eigenvalue crop of the maps (0: maps kept in the background)
 
 

@@ -8,7 +8,7 @@
 - ``all``: the four with shared options.
 
 Times are medians over ``--repeats`` calls after ``--warmup`` calls (CUDA events on a GPU, the host clock on the
-CPU). ``--compile`` / ``--graph`` add rows timed through ``torch.compile`` / ``mrirecon.speed.cuda_graphed``.
+CPU). ``--compile`` / ``--graph`` add rows timed through ``torch.compile`` / ``mrirecon.bench.speed.cuda_graphed``.
 Every row names the device and torch version and has ms, per-slice ms, throughput, achieved TFLOP/s and GB/s,
 the measured bf16 matmul and copy ceilings and the peak memory; ``--json`` appends the rows as JSON lines,
 ``--markdown`` writes the table (also printed).

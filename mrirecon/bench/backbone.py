@@ -7,20 +7,13 @@ from typing import Any
 
 import torch
 
-from ..assets import asset
+from ..codecs.backbones import resolve_backbone_config as resolve_config
 from ..nirvana import NirvanaConfig, NirvanaModel
-from ..speed import optimize_for_inference
 from .report import emit, finish, new_row, recorded_errors
+from .speed import optimize_for_inference
 from .timing import param_bytes, peak_gib, reset_peak, tensor_bytes, time_fn, wrap
 
-BACKBONES = asset("backbone")
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "fp16": torch.float16}
-
-
-def resolve_config(name: str) -> NirvanaConfig:
-    """``tiny``, ``1.3B`` or a path to a config.json."""
-    aliases = {"tiny": BACKBONES / "tiny" / "config.json", "1.3B": BACKBONES / "nirvana-1.3B" / "config.json"}
-    return NirvanaConfig.from_json_file(aliases.get(name, name))
 
 
 def backbone_flops(cfg: NirvanaConfig, batch: int, tokens: int) -> float:

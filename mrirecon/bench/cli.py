@@ -28,7 +28,7 @@ def _common(cuda: bool) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=20, help="timed calls; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="un-timed calls first")
     p.add_argument("--compile", action="store_true", help="also time torch.compile(fn)")
-    p.add_argument("--graph", action="store_true", help="also time mrirecon.speed.cuda_graphed(fn) (CUDA)")
+    p.add_argument("--graph", action="store_true", help="also time mrirecon.bench.speed.cuda_graphed(fn) (CUDA)")
     p.add_argument(
         "--fast", action="store_true", help="also time the fast path: speed.optimize_for_inference, then a graph"
     )

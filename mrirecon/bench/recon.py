@@ -17,17 +17,17 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from ..adapt.tta import TTAConfig
 from ..api import Reconstructor
 from ..baselines.learned import VarNetBaseline
-from ..checkpoint import load_codec, read_card
 from ..codecs import ReconModel
+from ..codecs.checkpoint import load_codec, read_card
 from ..codecs.decoder import FloatNormUnet
-from ..data.masks import STANDARD_PAIRS, make_mask_func, sample_mask
-from ..module import ReconModule
 from ..physics import crop_readout
-from ..speed import optimize_for_inference
-from ..tta import TTAConfig
+from ..physics.masks import STANDARD_PAIRS, make_mask_func, sample_mask
+from ..training.module import ReconModule
 from .report import emit, finish, new_row, recorded_errors
+from .speed import optimize_for_inference
 from .timing import (
     autocast,
     count_flops,

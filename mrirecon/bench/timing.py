@@ -107,8 +107,8 @@ def with_autocast(fn: Callable[..., Any], mode: str, device: torch.device) -> Ca
 
 def wrap(fn: Callable[..., Tensor], mode: str, example_args: tuple[Tensor, ...]) -> Callable[..., Tensor]:
     """The timed callable for a mode: ``eager`` (fn itself), ``compile`` (``torch.compile(fn)``) or ``graph``
-    (``mrirecon.speed.cuda_graphed(fn, *example_args)``: captured once on static CUDA inputs, replayed) or ``fast``
-    (a graph of a model prepared by ``mrirecon.speed.optimize_for_inference``). ``eager`` and ``graph`` run
+    (``speed.cuda_graphed(fn, *example_args)``: captured once on static CUDA inputs, replayed) or ``fast``
+    (a graph of a model prepared by ``speed.optimize_for_inference``). ``eager`` and ``graph`` run
     eager code even where the model holds compiled modules."""
     if mode == "eager":
         return force_eager(fn)
@@ -116,7 +116,7 @@ def wrap(fn: Callable[..., Tensor], mode: str, example_args: tuple[Tensor, ...])
         torch.compiler.reset()  # a fresh cache per row: no recompilation with dynamic shapes across batches
         return torch.compile(fn, dynamic=False)
     if mode in ("graph", "fast"):  # fast: the model went through speed.optimize_for_inference first
-        from ..speed import cuda_graphed  # imported only when asked for
+        from .speed import cuda_graphed  # imported only when asked for
 
         return cuda_graphed(fn if mode == "fast" else force_eager(fn), *example_args)
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

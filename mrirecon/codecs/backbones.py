@@ -1,18 +1,21 @@
-"""Frozen backbones the codecs can wrap, by name: ``nirvana`` (default), ``gated-deltanet``, ``transformer``,
-``none``.
+"""Frozen backbones the codecs can wrap, by name: a registry of builders (:data:`BACKBONE_REGISTRY`).
 
 Every entry maps ``inputs_embeds [B,T,D] -> hidden [B,T,D]``, never trains (``requires_grad=False``,
 always in eval mode), and carries a ``reference`` (name, config, weights source, sha256) that codec
 checkpoints store instead of the weights. ``transformer`` is a Llama-style causal decoder of Hugging Face
 ``transformers`` (the optional extra ``mrirecon[transformer]``) sized like the chosen Nirvana config.
+
+Adding a backbone is one :class:`BackboneEntry` in :data:`BACKBONE_REGISTRY`; the names the options accept
+(:data:`BACKBONES`, :data:`BackboneName`) follow from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +26,6 @@ from ..nirvana import NirvanaConfig, NirvanaForCausalLM, NirvanaModel, freeze
 
 BACKBONE_DIR = asset("backbone")
 CONFIG_ALIASES = {"tiny": "tiny/config.json", "small": "small/config.json", "1.3B": "nirvana-1.3B/config.json"}
-BACKBONES = ("nirvana", "gated-deltanet", "transformer", "none")
 TRANSFORMER_EXTRA = "transformer"
 
 
@@ -44,31 +46,118 @@ def state_hash(module: nn.Module) -> str:
 
 
 class FrozenBackbone(nn.Module):
-    """A frozen sequence model. ``forward(embeds, trigger=None, trigger_offsets=None) -> hidden``."""
+    """A frozen sequence model. ``forward(embeds, trigger=None, trigger_offsets=None) -> hidden``.
 
-    def __init__(self, name: str, body: nn.Module | None, hidden_size: int, reference: dict[str, Any]) -> None:
+    body: None (identity), a :class:`~mrirecon.nirvana.NirvanaModel` (``trigger_aware``: it takes the Trigger
+    arguments) or any module called as ``body(inputs_embeds=..., use_cache=False).last_hidden_state``."""
+
+    def __init__(
+        self,
+        name: str,
+        body: nn.Module | None,
+        hidden_size: int,
+        reference: dict[str, Any],
+        trigger_aware: bool = False,
+    ) -> None:
         super().__init__()
         self.name, self.hidden_size, self.reference = name, hidden_size, reference
         self.body = freeze(body) if body is not None else None
+        self.trigger_aware = trigger_aware and body is not None
 
     def train(self, mode: bool = True) -> FrozenBackbone:  # always eval: the backbone never trains
         return super().train(False)
 
     @property
     def num_trigger_layers(self) -> int:
-        return self.body.num_trigger_layers if isinstance(self.body, NirvanaModel) else 0
+        return self.body.num_trigger_layers if self.trigger_aware else 0
 
     @property
     def logit_dim(self) -> int:
-        return self.body.config.logit_dim if isinstance(self.body, NirvanaModel) else 0
+        return self.body.config.logit_dim if self.trigger_aware else 0
 
     def forward(self, embeds: Tensor, trigger: str | None = None, trigger_offsets: Tensor | None = None) -> Tensor:
-        """``trigger`` / ``trigger_offsets`` reach Nirvana bodies only; ``transformer`` and ``none`` ignore them."""
+        """``trigger`` / ``trigger_offsets`` reach trigger-aware (Nirvana) bodies only; others ignore them."""
         if self.body is None:
             return embeds
-        if isinstance(self.body, NirvanaModel):
+        if self.trigger_aware:
             return self.body(inputs_embeds=embeds, trigger=trigger, trigger_offsets=trigger_offsets).last_hidden_state
         return self.body(inputs_embeds=embeds, use_cache=False).last_hidden_state
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneRequest:
+    """What a builder gets: the resolved Nirvana config (sizes every entry), the reference so far (name,
+    config, trigger) and the caller's options (see :func:`build_backbone`)."""
+
+    name: str
+    cfg: NirvanaConfig
+    reference: dict[str, Any]
+    weights: str | None
+    seed: int
+    trigger: str
+    hidden_size: int | None
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneEntry:
+    """One backbone: ``build(request) -> FrozenBackbone``; ``official_weights``: whether it can load the
+    official Nirvana weights (``backbone_weights``); ``summary``: one line for help texts."""
+
+    build: Callable[[BackboneRequest], FrozenBackbone]
+    official_weights: bool
+    summary: str
+
+
+def _build_nirvana(req: BackboneRequest, all_recurrent: bool = False) -> FrozenBackbone:
+    """Nirvana with the official weights or a seeded random init; ``all_recurrent``: every layer a prelude
+    layer (gated-delta mixer only, no attention, no Trigger)."""
+    cfg = dataclasses.replace(req.cfg, trigger=req.trigger)
+    if all_recurrent:
+        cfg = dataclasses.replace(cfg, num_prelude_layers=cfg.num_hidden_layers)
+    ref = dict(req.reference)
+    if req.weights:
+        if all_recurrent:
+            body = _load_partial(req.weights, cfg)
+        else:
+            full = NirvanaForCausalLM.from_pretrained(
+                req.weights, num_prelude_layers=cfg.num_prelude_layers, trigger=req.trigger
+            )
+            body = full.model
+        ref.update(weights=str(req.weights), sha256=file_sha256(Path(req.weights) / "model.safetensors"))
+    else:
+        with torch.random.fork_rng(devices=[]):  # the default inits draw from the global RNG: keep the caller's
+            torch.manual_seed(req.seed)
+            body = NirvanaModel(cfg)
+        body.reset_parameters(req.seed)
+        on_meta = any(p.is_meta for p in body.parameters())
+        ref.update(weights=f"random-init(seed={req.seed})", sha256=None if on_meta else state_hash(body))
+    return FrozenBackbone(req.name, body.to(getattr(torch, req.dtype)), cfg.hidden_size, ref, trigger_aware=True)
+
+
+def _build_identity(req: BackboneRequest) -> FrozenBackbone:
+    """No backbone: the tokens pass through (width ``hidden_size`` or the config's)."""
+    width = req.hidden_size or req.cfg.hidden_size
+    ref = {**req.reference, "weights": None, "sha256": None, "hidden_size": width}
+    return FrozenBackbone(req.name, None, width, ref)
+
+
+BACKBONE_REGISTRY: dict[str, BackboneEntry] = {
+    "nirvana": BackboneEntry(_build_nirvana, True, "Nirvana (the default)"),
+    "gated-deltanet": BackboneEntry(
+        lambda req: _build_nirvana(req, all_recurrent=True),
+        True,
+        "Nirvana with attention and Trigger off in every layer",
+    ),
+    "transformer": BackboneEntry(
+        lambda req: _build_transformer(req.cfg, {**req.reference, "trigger": None}, req.seed, req.dtype),
+        False,
+        "Llama-style causal decoder sized like the config (seeded random weights; the transformer extra)",
+    ),
+    "none": BackboneEntry(_build_identity, True, "identity: the codecs alone"),
+}
+BACKBONES = tuple(BACKBONE_REGISTRY)
+BackboneName = Literal[BACKBONES]  # the option type: command-line parsers offer and check these names
 
 
 def build_backbone(
@@ -80,7 +169,7 @@ def build_backbone(
     hidden_size: int | None = None,
     dtype: str = "float32",
 ) -> FrozenBackbone:
-    """Build a frozen backbone.
+    """Build the frozen backbone ``name`` of :data:`BACKBONE_REGISTRY`.
 
     Args:
         name: ``nirvana`` | ``gated-deltanet`` (Nirvana with attention and Trigger off in every layer) |
@@ -95,36 +184,14 @@ def build_backbone(
         trigger: default Trigger mode (``token``, ``off``, ``scan``; ignored by ``transformer`` and ``none``).
         dtype: the backbone's parameter and compute dtype (``float32``, ``bfloat16``).
     """
-    if name not in BACKBONES:
+    entry = BACKBONE_REGISTRY.get(name)
+    if entry is None:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    if name == "transformer" and weights:
-        raise ValueError("the transformer backbone has seeded random weights only; leave backbone_weights unset")
+    if weights and not entry.official_weights:
+        raise ValueError(f"the {name} backbone has seeded random weights only; leave backbone_weights unset")
     cfg = NirvanaConfig.from_json_file(Path(weights) / "config.json") if weights else resolve_backbone_config(config)
     ref: dict[str, Any] = {"name": name, "config": config if not weights else str(weights), "trigger": trigger}
-    if name == "none":
-        width = hidden_size or cfg.hidden_size
-        return FrozenBackbone(name, None, width, {**ref, "weights": None, "sha256": None, "hidden_size": width})
-    if name == "transformer":
-        return _build_transformer(cfg, {**ref, "trigger": None}, seed, dtype)
-    cfg = dataclasses.replace(cfg, trigger=trigger)
-    if name == "gated-deltanet":
-        cfg = dataclasses.replace(cfg, num_prelude_layers=cfg.num_hidden_layers)
-    if weights:
-        full = (
-            NirvanaForCausalLM.from_pretrained(weights, num_prelude_layers=cfg.num_prelude_layers, trigger=trigger)
-            if name == "nirvana"
-            else _load_partial(weights, cfg)
-        )
-        body = full.model if isinstance(full, NirvanaForCausalLM) else full
-        ref.update(weights=str(weights), sha256=file_sha256(Path(weights) / "model.safetensors"))
-    else:
-        with torch.random.fork_rng(devices=[]):  # the default inits draw from the global RNG: keep the caller's
-            torch.manual_seed(seed)
-            body = NirvanaModel(cfg)
-        body.reset_parameters(seed)
-        on_meta = any(p.is_meta for p in body.parameters())
-        ref.update(weights=f"random-init(seed={seed})", sha256=None if on_meta else state_hash(body))
-    return FrozenBackbone(name, body.to(getattr(torch, dtype)), cfg.hidden_size, ref)
+    return entry.build(BackboneRequest(name, cfg, ref, weights, seed, trigger, hidden_size, dtype))
 
 
 def llama_config(cfg: NirvanaConfig) -> Any:

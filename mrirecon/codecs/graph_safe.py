@@ -4,14 +4,13 @@ torch.compile traces each as one graph."""
 
 from __future__ import annotations
 
-import fastmri
 import torch
 import torch.nn.functional as F
 from fastmri.models.unet import Unet
 from fastmri.models.varnet import NormUnet, SensitivityModel, VarNetBlock
 from torch import Tensor, nn
 
-from mrirecon.physics import sens_expand, sens_reduce, soft_data_consistency
+from mrirecon.physics import centre_lines, ifft2c, sens_expand, sens_reduce, soft_data_consistency
 
 
 class GraphSafeUnet(Unet):
@@ -124,7 +123,7 @@ class CentreSensitivityModel(SensitivityModel):
         if self.mask_center:
             keep = self.centre_columns(mask, num_low_frequencies, masked_kspace.shape[-2])
             masked_kspace = masked_kspace * keep.to(masked_kspace.dtype)
-        images, batch = self.chans_to_batch_dim(fastmri.ifft2c(masked_kspace))
+        images, batch = self.chans_to_batch_dim(ifft2c(masked_kspace))
         return self.divide_root_sum_of_squares(self.batch_chans_to_chan_dim(self.norm_unet(images), batch))
 
     def centre_columns(self, mask: Tensor, num_low_frequencies: Tensor | int | None, width: int) -> Tensor:
@@ -135,11 +134,7 @@ class CentreSensitivityModel(SensitivityModel):
             n = num_low_frequencies.to(device=mask.device, dtype=torch.long).reshape(-1).expand(B)
         else:  # filled on the device: no host-to-device copy
             n = torch.full((B,), int(num_low_frequencies or 0), dtype=torch.long, device=mask.device)
-        n = torch.where(n > 0, n, from_mask)
-        lo = (width - n + 1) // 2
-        cols = torch.arange(width, device=mask.device)
-        keep = (cols >= lo[:, None]) & (cols < (lo + n)[:, None])  # [B, W]
-        return keep.view(B, 1, 1, width, 1)
+        return centre_lines(width, torch.where(n > 0, n, from_mask)).view(B, 1, 1, width, 1)
 
 
 class CascadeBlock(VarNetBlock):

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ..physics import coil_basis, compress_coils, expand_coils
-from .backbones import FrozenBackbone, build_backbone
+from .backbones import BackboneName, FrozenBackbone, build_backbone
 from .decoder import ImageDecoder
 from .encoder import KSpaceEncoder
 
@@ -20,7 +20,8 @@ class ReconModel(nn.Module):
     ``(masked_kspace [B,C,H,W,2], mask [B,1,1,W,1] bool, num_low_frequencies) -> image [B,H,W]``.
 
     Args:
-        backbone: registry name (``nirvana``, ``gated-deltanet``, ``none``).
+        backbone: a name of :data:`~mrirecon.codecs.backbones.BACKBONE_REGISTRY` (``nirvana``, ``gated-deltanet``,
+            ``transformer``, ``none``).
         backbone_config: ``tiny``, ``1.3B`` or a config.json path.
         backbone_weights: directory with official weights, or None for the seeded random init.
         backbone_seed: seed of the random initialisation.
@@ -39,7 +40,7 @@ class ReconModel(nn.Module):
 
     def __init__(
         self,
-        backbone: str = "nirvana",
+        backbone: BackboneName = "nirvana",
         backbone_config: str = "tiny",
         backbone_weights: str | None = None,
         backbone_seed: int = 0,

@@ -47,9 +47,9 @@ def load_tissues() -> dict[str, np.ndarray]:
     on a 2 mm grid (0 inside); centre: the brain's bounding-box centre in voxels; half: its half-extent."""
     import nibabel as nib
 
-    from mrirecon.data.synth import _package_dir
+    from mrirecon.data.sources import package_dir
 
-    root = _package_dir("nilearn")
+    root = package_dir("nilearn")
     maps = {k: np.asarray(nib.load(str(root / p)).dataobj, dtype=np.float32) / 255.0 for k, p in TISSUE_FILES.items()}
     gm, wm = np.clip(maps["gm"], 0, 1), np.clip(maps["wm"], 0, 1)
     coarse = ndimage.binary_fill_holes((gm + wm)[::2, ::2, ::2] > 0.3)

@@ -12,10 +12,10 @@ from fastmri.data.volume_sampler import VolumeSampler
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from mrirecon.data.dataset import ValidatedSliceDataset
-from mrirecon.data.masks import make_mask_func
 from mrirecon.data.synth import ensure_dataset
 from mrirecon.data.transforms import SliceTransform
 from mrirecon.data.validate import InvalidInputError
+from mrirecon.physics.masks import make_mask_func
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,18 @@ import json
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import ndimage
 
-from mrirecon.data import anatomy, coils
-from mrirecon.physics import coil_noise, fft2c_np, random_noise_covariance, zero_filled_rss_np
+from mrirecon.data import anatomy
+from mrirecon.data.sources import shift_anatomy
+from mrirecon.physics import (
+    COIL_MODELS,
+    coil_maps,
+    coil_noise,
+    random_noise_covariance,
+    sens_expand_np,
+    smooth_phase,
+    zero_filled_rss_np,
+)
 
 Matrix = tuple[int, int, int, int]  # k-space (H readout, W phase encode) and target (h, w)
 
@@ -103,7 +111,7 @@ class SimConfig:
             raise ValueError("the physics-shift noise correlation must exceed the training range")
         if self.train_physics not in ("default", "shift"):
             raise ValueError(f"train_physics must be 'default' or 'shift', got {self.train_physics!r}")
-        bad = set(self.coil_models) - set(coils.COIL_MODELS) or set(self.contrasts) - set(anatomy.CONTRASTS)
+        bad = set(self.coil_models) - set(COIL_MODELS) or set(self.contrasts) - set(anatomy.CONTRASTS)
         if bad:
             raise ValueError(f"unknown coil model or contrast: {sorted(bad)}")
 
@@ -223,22 +231,11 @@ def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np
     return image, replace(draw, contrast=contrast, orientation=orientation)
 
 
-def smooth_phase(shape: tuple[int, int], amplitude: float, rng: np.random.Generator) -> np.ndarray:
-    """A smooth random phase [H,W] (radians): a cubic 4x4 field scaled to max |phase| = ``amplitude``/2,
-    plus a linear ramp of up to ``amplitude``/2 at the edges."""
-    H, W = shape
-    field = ndimage.zoom(rng.normal(size=(4, 4)), (H / 4, W / 4), order=3, mode="nearest")[:H, :W]
-    field = field / max(float(np.abs(field).max()), 1e-12)
-    yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
-    ramp = rng.uniform(-1, 1) * yy + rng.uniform(-1, 1) * xx
-    return (amplitude / 2 * (field + ramp / 2)).astype(np.float32)
-
-
 def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude slices [S,H,W] -> (noisy fully sampled k-space complex64 [S,C,H,W], RSS target [S,h,w])."""
     S, H, W = image.shape
     h, w = draw.matrix[2:]
-    maps = coils.coil_maps(draw.coil_model, draw.num_coils, (H, W), (h, w), rng, draw.coil_phase)
+    maps = coil_maps(draw.coil_model, draw.num_coils, (H, W), (h, w), rng, draw.coil_phase)
     cov = random_noise_covariance(draw.num_coils, draw.noise_correlation, rng, latent=draw.noise_latent)
     phase = np.exp(1j * smooth_phase((H, W), draw.image_phase, rng)).astype(np.complex64)
     image = image / max(float(image.max()), 1e-12) * draw.peak
@@ -247,8 +244,7 @@ def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np
     sigma = float(image[fg].mean() if fg.any() else draw.peak) * mean_coil / draw.snr
     kspace = np.empty((S, draw.num_coils, H, W), np.complex64)
     for s in range(S):  # slice by slice: peak memory stays at one slice of temporaries
-        coil_images = maps * (image[s] * phase)[None]
-        kspace[s] = fft2c_np(coil_images) + coil_noise((draw.num_coils, H, W), cov, sigma, rng)
+        kspace[s] = sens_expand_np(image[s] * phase, maps) + coil_noise((draw.num_coils, H, W), cov, sigma, rng)
     return kspace, zero_filled_rss_np(kspace, (h, w))
 
 
@@ -266,8 +262,6 @@ def simulate(cfg: SimConfig, split: str, rng: np.random.Generator, dipy_source=N
     shifted = split == "physics" or (cfg.train_physics == "shift" and split in ("train", "val", "test"))
     draw = draw_physics(cfg, shifted, rng)
     if split == "shift":
-        from mrirecon.data.synth import shift_anatomy
-
         small, acq = shift_anatomy(dipy_source, cfg.slices, draw.matrix[2:], draw.pixel_mm, rng)
         image = pad_to(small, draw.matrix[:2])
         draw = replace(draw, contrast=acq)

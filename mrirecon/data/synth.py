@@ -1,9 +1,9 @@
 """The embedded dataset: simulated multi-coil brain k-space in fastMRI's HDF5 format.
 
 Anatomy: the MNI152 2009a T1 template shipped in the nilearn wheel (main splits) and real single-subject
-slices shipped in the dipy wheel (the "shift" split). Physics: sigpy birdcage coil maps (random ring
-centre and radius), a smooth random phase, complex Gaussian noise, optional readout oversampling, all
-through fastMRI's centred orthonormal FFT. Deterministic from ``seed``.
+slices shipped in the dipy wheel (the "shift" split) (:mod:`mrirecon.data.sources`). Physics: through
+:mod:`mrirecon.physics`. Deterministic from ``seed``. This module builds the volumes of either simulator
+and writes them; the simulators themselves are :mod:`mrirecon.data.presets` and :mod:`mrirecon.data.randomsim`.
 
 Layout under ``root``::
 
@@ -15,8 +15,8 @@ Layout under ``root``::
     physics_test_format/       (``random*`` presets) coil model, noise and matrix outside the training ranges
     physics_truth/             its ground truth
 
-The presets ``small``/``full``/``tiny`` are the original simulator; ``random``, ``random-small`` and
-``random-tiny`` are the physics-randomised one (:mod:`mrirecon.data.randomsim`).
+The presets ``small``/``full``/``tiny`` are the original simulator (:mod:`mrirecon.data.presets`); ``random``,
+``random-small`` and ``random-tiny`` are the physics-randomised one (:mod:`mrirecon.data.randomsim`).
 
 Run ``python -m mrirecon.data.synth [--out data/synth] [--preset small|full|random|...] [--seed 0]``.
 """
@@ -24,8 +24,6 @@ Run ``python -m mrirecon.data.synth [--out data/synth] [--preset small|full|rand
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import json
 import os
 import shutil
@@ -37,245 +35,21 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from scipy import ndimage
 
 from mrirecon.data import randomsim
 from mrirecon.data.ismrmrd import make_header
-from mrirecon.data.masks import STANDARD_PAIRS, fixed_seed, make_mask_func, sample_mask
+from mrirecon.data.presets import PRESETS, Preset, simulate_preset
 from mrirecon.data.randomsim import SIM_PRESETS, SimConfig
+from mrirecon.data.sources import load_mni, load_shift_sources
 from mrirecon.io.files import write_atomically, write_text_atomically
-from mrirecon.physics import fft2c_np, zero_filled_rss_np
+from mrirecon.physics import file_mask
 
 FORMAT_VERSION = 1
 MARKER = ".synth.json"
-MNI_RELPATH = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-DIPY_FILES = ("S0_10slices.nii.gz", "aniso_vox.nii.gz", "t1_coronal_slice.npy")
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3, "shift": 4, "physics": 5}
 
 
-@dataclass(frozen=True)
-class Preset:
-    """Sizes of a simulated dataset. ``image`` is the target (h, w); k-space is (os*h, w)."""
-
-    image: tuple[int, int]
-    oversampling: int
-    coils: tuple[int, int]  # inclusive range, drawn per volume
-    slices: int
-    n_train: int
-    n_val: int
-    n_test: int
-    n_shift: int
-    shift_coils: tuple[int, int] = (12, 16)
-    shift_oversampling: int = 2
-    snr: float = 100.0
-    pixel_mm: float = 1.8
-
-
-PRESETS: dict[str, Preset] = {
-    # for unit tests: seconds to build
-    "tiny": Preset((128, 128), 1, (8, 8), 2, 2, 1, 2, 1),
-    # the default: CPU training of a small model takes minutes
-    "small": Preset((128, 128), 1, (8, 8), 6, 20, 4, 4, 3),
-    # fastMRI brain size: 16 coils, k-space 640x320, target 320x320, 16 slices
-    "full": Preset((320, 320), 2, (16, 16), 16, 16, 4, 4, 3, shift_coils=(16, 16), pixel_mm=0.7),
-}
-
-
 PRESET_NAMES = (*PRESETS, *SIM_PRESETS)
-
-
-# ----------------------------------------------------------------------------------------------
-# anatomy
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"the '{name}' package is needed for the embedded dataset; install the project")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def mni_path() -> Path:
-    """The MNI152 2009a T1 template inside the installed nilearn package (no import, no download)."""
-    return _package_dir("nilearn") / MNI_RELPATH
-
-
-@functools.lru_cache(maxsize=1)
-def load_mni() -> np.ndarray:
-    """MNI152 T1 [197,233,189] (x=L-R, y=P-A, z=I-S), float32 in [0, 1]."""
-    import nibabel as nib
-
-    vol = np.asarray(nib.load(str(mni_path())).dataobj, dtype=np.float32)
-    return vol / vol.max()
-
-
-@functools.lru_cache(maxsize=1)
-def load_shift_sources() -> list[tuple[str, np.ndarray, float]]:
-    """Real single-subject slices shipped with dipy: (name, [X,Y,Z] float32 in [0,1], in-plane mm)."""
-    import nibabel as nib
-
-    root = _package_dir("dipy") / "data" / "files"
-    out = []
-    for name in DIPY_FILES:
-        if name.endswith(".npy"):
-            vol = np.load(root / name, allow_pickle=False)[:, :, None]
-            mm = 1.0
-        else:
-            img = nib.load(str(root / name))
-            vol = np.asarray(img.dataobj)
-            vol = vol.reshape(vol.shape[:3])
-            mm = float(img.header.get_zooms()[0])
-        vol = np.clip(vol.astype(np.float32), 0, None)
-        vol /= max(float(np.percentile(vol, 99.8)), 1e-12)
-        out.append((name.split(".")[0], np.clip(vol, 0, 1), mm))
-    return out
-
-
-def _intensity_warp(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """A random piecewise-linear intensity map (knots x -> y) and its contrast label.
-
-    Knots sit at the template's background, CSF, grey-matter and white-matter levels; T1-like maps
-    keep the template's order, T2-like maps (30%) make fluid brightest and white matter darkest.
-    """
-    x = np.array([0.0, 0.08, 0.3, 0.62, 0.84, 1.0])
-    if rng.random() < 0.3:
-        csf, gm, wm = rng.uniform(0.8, 1.0), rng.uniform(0.5, 0.7), rng.uniform(0.3, 0.45)
-        label = "T2"
-    else:
-        csf, gm, wm = rng.uniform(0.1, 0.35), rng.uniform(0.45, 0.65), rng.uniform(0.75, 0.95)
-        label = "T1"
-    y = np.array([0.0, 0.4 * csf, csf, gm, wm, wm * rng.uniform(1.0, 1.08)])
-    return x, y, label
-
-
-def _affine_slices(
-    slices: np.ndarray, out_shape: tuple[int, int], in_mm: float, out_mm: float, rng: np.random.Generator, augment: bool
-) -> np.ndarray:
-    """Resample [S,a,b] slices onto an (h, w) grid with one random flip/rotation/scaling per volume."""
-    h, w = out_shape
-    a, b = slices.shape[1:]
-    zoom = out_mm / in_mm
-    theta, scale, shift, flips = 0.0, 1.0, np.zeros(2), (False, False)
-    if augment:
-        theta = np.deg2rad(rng.uniform(-10, 10))
-        scale = rng.uniform(0.88, 1.12)
-        shift = rng.uniform(-0.04, 0.04, size=2) * np.array([h, w])
-        flips = (bool(rng.random() < 0.2), bool(rng.random() < 0.5))
-    # fit the object into ~95% of the grid when it would not fit at the requested pixel size
-    zoom = max(zoom, max(a / (0.95 * h), b / (0.95 * w)) * 0.8)
-    c, s = np.cos(theta), np.sin(theta)
-    mat = np.array([[c, -s], [s, c]]) * (zoom / scale)
-    centre_out = np.array([(h - 1) / 2, (w - 1) / 2]) + shift
-    offset = np.array([(a - 1) / 2, (b - 1) / 2]) - mat @ centre_out
-    sigma = max(0.0, 0.5 * (zoom / scale - 1.0))
-    out = np.empty((len(slices), h, w), np.float32)
-    for i, sl in enumerate(slices):
-        src = ndimage.gaussian_filter(sl, sigma) if sigma > 0 else sl
-        out[i] = ndimage.affine_transform(src, mat, offset, output_shape=(h, w), order=1, mode="constant")
-    if flips[0]:
-        out = out[:, ::-1]
-    if flips[1]:
-        out = out[:, :, ::-1]
-    return np.clip(out, 0, None)
-
-
-def mni_anatomy(
-    mni: np.ndarray, n_slices: int, image: tuple[int, int], pixel_mm: float, rng: np.random.Generator
-) -> tuple[np.ndarray, str]:
-    """A stack of [n_slices, h, w] magnitude slices from the template, augmented; plus the acquisition name."""
-    orient = rng.choice(["AX", "COR", "SAG"], p=[0.5, 0.25, 0.25])
-    axis = {"AX": 2, "COR": 1, "SAG": 0}[orient]
-    profile = (mni > 0.1).mean(axis=tuple(i for i in range(3) if i != axis))
-    idx = np.flatnonzero(profile > 0.5 * profile.max())
-    step = int(rng.integers(2, 5))
-    span = step * (n_slices - 1)
-    lo, hi = idx[0], max(idx[0], idx[-1] - span)
-    start = int(rng.integers(lo, hi + 1))
-    picks = [min(start + k * step, mni.shape[axis] - 1) for k in range(n_slices)]
-    sl = np.moveaxis(np.take(mni, picks, axis=axis), axis, 0)  # [S, a, b]
-    sl = np.ascontiguousarray(np.rot90(sl, k=1, axes=(1, 2)))  # superior/anterior up
-    out = _affine_slices(sl, image, 1.0, pixel_mm, rng, augment=True)
-    xk, yk, contrast = _intensity_warp(rng)
-    out = np.interp(out, xk, yk).astype(np.float32)
-    # smooth multiplicative bias field (receive/transmit inhomogeneity not captured by the coils)
-    coarse = rng.normal(0, 0.12, size=(3, 3))
-    bias = 1.0 + ndimage.zoom(coarse, (image[0] / 3, image[1] / 3), order=3)[: image[0], : image[1]]
-    return out * np.clip(bias, 0.6, 1.4)[None], f"{orient}{contrast}"
-
-
-def shift_anatomy(
-    source: tuple[str, np.ndarray, float], n_slices: int, image: tuple[int, int], pixel_mm: float, rng
-) -> tuple[np.ndarray, str]:
-    """Up to ``n_slices`` central slices of a dipy volume on the (h, w) grid (no augmentation)."""
-    name, vol, mm = source
-    nz = vol.shape[2]
-    k = min(n_slices, nz)
-    start = max(0, (nz - k) // 2)
-    sl = np.moveaxis(vol[:, :, start : start + k], 2, 0)
-    sl = np.ascontiguousarray(np.rot90(sl, k=1, axes=(1, 2)))
-    return _affine_slices(sl, image, mm, pixel_mm, rng, augment=False), f"dipy-{name}"
-
-
-# ----------------------------------------------------------------------------------------------
-# physics
-
-
-def coil_maps(num_coils: int, grid: tuple[int, int], obj: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Birdcage maps [C, H, W] (complex64, RSS = 1) with a random ring radius and centre.
-
-    The ring radius is 1.05-1.6x the object half-size; the ring centre moves by up to 8% of it.
-    """
-    import sigpy.mri
-
-    H, W = grid
-    half = max(obj) / 2
-    margin = int(np.ceil(0.08 * max(obj)))
-    n = max(H, W) + 2 * margin
-    radius = rng.uniform(1.05, 1.6) * half / (n / 2)
-    maps = sigpy.mri.birdcage_maps((num_coils, n, n), r=radius, dtype=np.complex64)
-    maps = np.nan_to_num(maps)
-    if rng.random() < 0.5:
-        maps = maps[:, ::-1]
-    if rng.random() < 0.5:
-        maps = maps[:, :, ::-1]
-    dy, dx = rng.integers(-margin, margin + 1, size=2)
-    y0, x0 = (n - H) // 2 + dy, (n - W) // 2 + dx
-    return np.ascontiguousarray(maps[:, y0 : y0 + H, x0 : x0 + W])
-
-
-def smooth_phase(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A smooth random phase map [H, W] in radians (low-order field plus a linear ramp)."""
-    H, W = shape
-    coarse = rng.normal(0, 1.0, size=(4, 4))
-    field = ndimage.zoom(coarse, (H / 4, W / 4), order=3)[:H, :W]
-    yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
-    ramp = rng.uniform(-1, 1) * yy + rng.uniform(-1, 1) * xx
-    return (field + ramp).astype(np.float32)
-
-
-def simulate_kspace(
-    anatomy: np.ndarray, num_coils: int, oversampling: int, snr: float, peak: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Anatomy [S,h,w] -> (k-space complex64 [S,C,os*h,w], RSS target float32 [S,h,w]).
-
-    The object is centred in a readout field of view ``oversampling`` times larger; ``peak`` sets
-    the target maximum (fastMRI-like magnitudes); ``snr`` = mean object magnitude / noise std per coil.
-    """
-    S, h, w = anatomy.shape
-    H = h * oversampling
-    img = np.zeros((S, H, w), np.float32)
-    top = (H - h) // 2
-    img[:, top : top + h] = anatomy
-    maps = coil_maps(num_coils, (H, w), (h, w), rng)
-    phase = smooth_phase((H, w), rng)
-    img = img / max(float(img.max()), 1e-12) * peak
-    fg = img[img > 0.1 * peak]
-    sigma = float(fg.mean() if fg.size else peak) / snr
-    coil_img = maps[None] * (img * np.exp(1j * phase)[None])[:, None]
-    kspace = fft2c_np(coil_img)
-    noise = rng.standard_normal((2, *kspace.shape), dtype=np.float32) * np.float32(sigma / np.sqrt(2))
-    kspace = (kspace + (noise[0] + 1j * noise[1])).astype(np.complex64)
-    return kspace, zero_filled_rss_np(kspace, (h, w))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -328,8 +102,7 @@ def write_full(path: Path, vol: SimVolume) -> None:
 def write_test_pair(fmt_dir: Path, truth_dir: Path, vol: SimVolume, acceleration: int) -> str:
     """A test-format file (masked kspace + mask, no target) and its ground truth; returns the file name."""
     fname = f"{vol.name}_acc{acceleration}.h5"
-    func = make_mask_func("equispaced_fraction", [acceleration], [STANDARD_PAIRS[acceleration]])
-    mask, nlf = sample_mask(func, vol.kspace.shape[-1], seed=fixed_seed(fname))
+    mask, nlf = file_mask(fname, vol.kspace.shape[-1], "equispaced_fraction", acceleration)
     masked = (vol.kspace * mask[None, None, None, :]).astype(np.complex64)
     test_attrs = {
         "acceleration": np.int64(acceleration),
@@ -355,29 +128,48 @@ def _volumes(preset: Preset | SimConfig) -> Iterator[tuple[str, int]]:
             yield split, i
 
 
-def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
-    """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
-    rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    sources = load_shift_sources() if split == "shift" else None
-    source = sources[index % len(sources)] if sources else None
-    kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
+@dataclass(frozen=True)
+class Acquired:
+    """What either simulator gives for one volume, before naming: k-space complex64 [S,C,H,W], target [S,h,w]."""
+
+    kspace: np.ndarray
+    target: np.ndarray
+    acquisition: str
+    recon: tuple[int, int]
+    pixel_mm: float
+    num_coils: int
+
+
+def _sim_volume(split: str, index: int, seed: int, acquired: Acquired, **attrs: object) -> SimVolume:
+    """A simulated volume with its ISMRMRD header, file name and patient id (``attrs``: extra file attributes)."""
+    kspace, acq = acquired.kspace, acquired.acquisition
     header = make_header(
         encoded=kspace.shape[-2:],
-        recon=draw.matrix[2:],
-        pixel_mm=draw.pixel_mm,
-        num_coils=draw.num_coils,
+        recon=acquired.recon,
+        pixel_mm=acquired.pixel_mm,
+        num_coils=acquired.num_coils,
         num_slices=kspace.shape[0],
         protocol=acq,
     )
     return SimVolume(
         name=f"synth_{split}_{index:03d}",
         kspace=kspace,
-        target=target,
+        target=acquired.target,
         header=header,
         acquisition=acq,
         patient_id=f"synth-{seed}-{split}-{index:03d}",
-        extra_attrs={"synth_params": randomsim.draw_json(draw)},
+        extra_attrs=attrs,
     )
+
+
+def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
+    """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
+    rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
+    sources = load_shift_sources() if split == "shift" else None
+    source = sources[index % len(sources)] if sources else None
+    kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
+    acquired = Acquired(kspace, target, acq, draw.matrix[2:], draw.pixel_mm, draw.num_coils)
+    return _sim_volume(split, index, seed, acquired, synth_params=randomsim.draw_json(draw))
 
 
 def build_volume(
@@ -387,36 +179,10 @@ def build_volume(
     if isinstance(preset, SimConfig):
         return build_random_volume(split, index, preset, seed)
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    if split == "shift":
-        anatomy, acq = shift_anatomy(
-            shift_sources[index % len(shift_sources)], preset.slices, preset.image, preset.pixel_mm, rng
-        )
-        coils_lo, coils_hi = preset.shift_coils
-        os_ = preset.shift_oversampling
-    else:
-        anatomy, acq = mni_anatomy(mni, preset.slices, preset.image, preset.pixel_mm, rng)
-        coils_lo, coils_hi = preset.coils
-        os_ = preset.oversampling
-    num_coils = int(rng.integers(coils_lo, coils_hi + 1))
-    peak = float(np.exp(rng.uniform(np.log(3e-4), np.log(1.2e-3))))
-    kspace, target = simulate_kspace(anatomy, num_coils, os_, preset.snr, peak, rng)
-    h, w = preset.image
-    header = make_header(
-        encoded=kspace.shape[-2:],
-        recon=(h, w),
-        pixel_mm=preset.pixel_mm,
-        num_coils=num_coils,
-        num_slices=kspace.shape[0],
-        protocol=acq,
-    )
-    return SimVolume(
-        name=f"synth_{split}_{index:03d}",
-        kspace=kspace,
-        target=target,
-        header=header,
-        acquisition=acq,
-        patient_id=f"synth-{seed}-{split}-{index:03d}",
-    )
+    source = shift_sources[index % len(shift_sources)] if split == "shift" else None
+    kspace, target, num_coils, acq = simulate_preset(preset, split, mni, source, rng)
+    acquired = Acquired(kspace, target, acq, preset.image, preset.pixel_mm, num_coils)
+    return _sim_volume(split, index, seed, acquired)
 
 
 TEST_DIRS = {

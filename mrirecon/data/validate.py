@@ -1,7 +1,7 @@
 """Input validation for fastMRI-format HDF5 files: the one gate every entry point goes through.
 
 Every file is checked here before any other code touches it, so that a bad file produces one
-:class:`InvalidInputError` naming the file and the problem instead of a traceback from h5py or torch.
+:class:`~mrirecon.io.InputError` naming the file and the problem instead of a traceback from h5py or torch.
 
 Hostile files: :func:`open_hdf5` refuses a file holding an external link, a dangling soft link, a
 dataset with external raw storage or a virtual dataset before any data is read, so nothing outside the
@@ -10,7 +10,7 @@ input file is ever opened. :func:`check_dataset_size` compares declared shapes a
 ``MRIRECON_MAX_SLICE_BYTES`` and ``MRIRECON_MIN_MATRIX``) before a byte is read, so a few-kilobyte
 file declaring a huge compressed dataset cannot allocate memory; values are checked slice by slice.
 ISMRMRD raw files pass the same :func:`open_hdf5` and :class:`Limits`
-(:func:`mrirecon.io.ismrmrd_raw.inspect_ismrmrd`).
+(:func:`mrirecon.io.ismrmrd_gate.inspect_ismrmrd`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import h5py
 import numpy as np
 from fastmri.data.mri_data import et_query
 
+from mrirecon.io.errors import InputError
+
 RECON_KEYS = {"multicoil": "reconstruction_rss", "singlecoil": "reconstruction_esc"}
 KSPACE_RANK = {"multicoil": 4, "singlecoil": 3}
 MAX_HEADER_BYTES = 1 << 20  # ISMRMRD XML headers are tens of kB
@@ -33,18 +35,7 @@ MAX_OBJECTS = 10_000  # links walked per file; fastMRI files hold a handful
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
 
 
-class InvalidInputError(ValueError):
-    """A data file that cannot be used; ``str()`` reads ``"<path>: <problem>"``."""
-
-    def __init__(self, path: str | os.PathLike, problem: str, detail: str | None = None):
-        self.path = str(path)
-        self.problem = problem
-        self.detail = detail  # the library's own words, for --verbose only
-        super().__init__(f"{self.path}: {problem}")
-
-    def __reduce__(self):  # picklable across DataLoader worker processes
-        return (type(self), (self.path, self.problem, self.detail))
-
+InvalidInputError = InputError  # the data layer's name for :class:`mrirecon.io.InputError`
 
 _EOF = re.compile(r"\beof = (\d+).*?stored_eof = (\d+)")
 
@@ -206,20 +197,23 @@ def open_hdf5(path: str | os.PathLike) -> h5py.File:
 
 def read_header_xml(path: str | os.PathLike, hf: h5py.File) -> str | None:
     """The ``ismrmrd_header`` string of an open file (None when absent), size-checked before reading."""
-    if "ismrmrd_header" not in hf:
-        return None
-    dset = hf["ismrmrd_header"]
+    return read_xml_dataset(path, "ismrmrd_header", hf["ismrmrd_header"]) if "ismrmrd_header" in hf else None
+
+
+def read_xml_dataset(path: str | os.PathLike, name: str, dset: Any) -> str:
+    """The single string held by dataset ``name`` (an XML header), refused above :data:`MAX_HEADER_BYTES`
+    before and after reading (variable-length strings declare no size)."""
     if not isinstance(dset, h5py.Dataset) or dset.size != 1 or dset.dtype.kind not in "SOU":
-        raise InvalidInputError(path, "'ismrmrd_header' is not a single string")
+        raise InvalidInputError(path, f"'{name}' is not a single string")
     if dset.dtype.kind != "O" and dset.dtype.itemsize > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"'ismrmrd_header' is larger than {format_size(MAX_HEADER_BYTES)}")
+        raise InvalidInputError(path, f"'{name}' is larger than {format_size(MAX_HEADER_BYTES)}")
     value = dset[()]
     if isinstance(value, np.ndarray):
         value = value.reshape(-1)[0]
     if isinstance(value, bytes | np.bytes_):
         value = bytes(value).decode("utf-8", "replace")
     if len(value) > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"'ismrmrd_header' is larger than {format_size(MAX_HEADER_BYTES)}")
+        raise InvalidInputError(path, f"'{name}' is larger than {format_size(MAX_HEADER_BYTES)}")
     return str(value)
 
 
@@ -269,10 +263,12 @@ class FileInfo:
         }
 
 
-def _plain(value: Any) -> Any:
-    """HDF5 attribute -> plain Python value."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+def plain_value(value: Any) -> Any:
+    """An HDF5 attribute or scalar dataset value -> a plain Python value (bytes decoded as UTF-8)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -376,7 +372,7 @@ def _validate_open(path: Path, hf: h5py.File, challenge: str | None, check_value
         )
     check_dataset_size(path, "kspace", ksp, limits)
 
-    attrs = {k: _plain(v) for k, v in hf.attrs.items()}
+    attrs = {k: plain_value(v) for k, v in hf.attrs.items()}
 
     mask = None
     if "mask" in hf:

@@ -15,7 +15,7 @@ maps computed once per slice and shared by SENSE and L1-wavelet), ``bart`` (the 
 e.g. ``ours-off=codecs/default:trigger=off``; classical methods take options the same way
 (``sense-crop0=sense:crop=0``). ``--tune-on VALDIR`` grid-searches λ and the ESPIRiT crop of ``sense``,
 ``l1-wavelet`` and ``bart`` per acceleration on a validation folder and writes them to ``--tuned FILE``;
-``--tuned FILE`` alone reads them (:mod:`mrirecon.tuning`); the tables print the λ and crop used.
+``--tuned FILE`` alone reads them (:mod:`mrirecon.evaluate.tuning`); the tables print the λ and crop used.
 Scores follow fastMRI (``mrirecon.metrics``). Writes
 into the folder ``OUT``: ``summary.md`` (a table per acceleration), ``summary.csv`` (method x
 acceleration) and ``per_volume.csv`` (and ``tuned.json`` from ``--tune-on``); one progress line per file

@@ -13,6 +13,7 @@ from ..data import InvalidInputError, Volume, file_mask, read_target
 from ..data.transforms import center_run_length
 from ..io import read_volume
 from ..metrics import center_crop_to
+from ..physics import zero_filled_rss_np
 from .methods import UsageError
 
 
@@ -47,9 +48,7 @@ def _slice_range(n: int, k: int | None) -> slice:
 def _full_target(volume: Volume) -> np.ndarray:
     if volume.target is not None:
         return volume.target
-    from ..baselines import zero_filled  # RSS of fully sampled k-space is the fastMRI target
-
-    rss = np.stack([zero_filled(k) for k in volume.kspace])
+    rss = np.stack([zero_filled_rss_np(k) for k in volume.kspace])  # fully sampled: the fastMRI target
     return np.ascontiguousarray(center_crop_to(rss, volume.crop_size))
 
 

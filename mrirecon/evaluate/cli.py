@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _tuned_for(args: argparse.Namespace, report: Callable[[str], None]) -> dict[str, Any] | None:
     """Run ``--tune-on`` (writing ``--tuned``) or read ``--tuned``; None when neither is given."""
-    from ..tuning import TUNABLE, check_not_validation, load_tuned, save_tuned, tune
+    from .tuning import TUNABLE, check_not_validation, load_tuned, save_tuned, tune
 
     if args.tune_on is None:
         return load_tuned(args.tuned) if args.tuned is not None else None

@@ -4,7 +4,7 @@ classical methods run on one slice.
 A classical baseline is ONE entry of :data:`CLASSICAL`: the function of :mod:`mrirecon.baselines` it runs,
 the coil-map calibration it shares with the others on a slice (if any) and, for tunable methods, the grid
 of λ / ESPIRiT crop that ``--tune-on`` searches. The spec parser, the per-slice runner, the method
-descriptions and :mod:`mrirecon.tuning` all read it.
+descriptions and :mod:`mrirecon.evaluate.tuning` all read it.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ COLUMNS = ("method", "NMSE", "PSNR (dB)", "SSIM", "s/slice", "λ", "ESPIRiT crop
 
 def tuning_note(tuned: dict[str, Any] | None) -> str:
     """One line on where λ / crop came from (and which choices lie on the edge of their grid)."""
-    from ..tuning import grid_edges
+    from .tuning import grid_edges
 
     if not tuned:
         return "λ / ESPIRiT crop: the functions' defaults (no validation tuning; see `--tune-on`)."

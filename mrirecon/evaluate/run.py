@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import InvalidInputError
+from ..io.batch import describe_failure
 from ..metrics import METRIC_NAMES, volume_metrics
 from .cases import Case, find_files, load_cases
 from .methods import (
@@ -114,7 +114,7 @@ def iter_results(
     """Yield one per-volume row per (file, acceleration, method); bad files go to ``on_error``
     (default: raise), solver warnings to ``notes``, one line per method to ``described``.
     ``max_volumes`` counts files per acceleration. ``tuned``: parameters chosen on a validation
-    split (:func:`mrirecon.tuning.load_tuned`), applied per acceleration under explicit overrides.
+    split (:func:`mrirecon.evaluate.tuning.load_tuned`), applied per acceleration under explicit overrides.
     ``progress("file", done, total)`` after every file."""
     data = Path(data)
     truth = Path(truth) if truth is not None else None
@@ -131,7 +131,7 @@ def iter_results(
     if not files:
         raise UsageError(f"{data}: no .h5 files")
     if tuned is not None:
-        from ..tuning import check_not_validation
+        from .tuning import check_not_validation
 
         check_not_validation(tuned, data)
     learned = {s.name: load_learned(s, device) for s in specs if not s.is_classical}
@@ -157,15 +157,10 @@ def iter_results(
                     rows = _run_case(case, specs, classical, learned, pool, warmed, batch_size, notes, tuned)
                     counts[case.acceleration] += 1
                     yield from rows
-            except (InvalidInputError, OSError) as err:
-                msg = str(err) if str(path) in str(err) else f"{path}: {err}"
-                if on_error is None:
-                    raise
-                on_error(msg)
             except Exception as err:  # e.g. ESPIRiT without ACS, a net that cannot take the shape: never stop the run
                 if isinstance(err, UsageError) or on_error is None:
                     raise
-                on_error(f"{path}: {type(err).__name__}: {err}")
+                on_error(describe_failure(path, err))
         if progress is not None:
             progress("file", len(files), len(files))
     finally:
@@ -184,7 +179,7 @@ def _run_case(
     tuned: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """All methods on one case; rows only when every method succeeded (identical volume sets)."""
-    from ..tuning import tuned_options
+    from .tuning import tuned_options
 
     images: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}

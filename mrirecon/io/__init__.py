@@ -1,5 +1,6 @@
 """Files at the edge: which format an input is, reading it into a :class:`~mrirecon.data.Volume`,
-writing reconstructions as HDF5, DICOM or NIfTI, and writing any file atomically (:mod:`.files`).
+writing reconstructions as HDF5, DICOM or NIfTI, and writing any file atomically (:mod:`.files`). Every
+reader refuses bad input with :class:`InputError` (:mod:`.errors`).
 
 Inputs are told apart by content, not name: an HDF5 file with ``kspace`` is fastMRI, one with an
 ISMRMRD group (``dataset/data`` + ``dataset/xml``) is ISMRMRD raw data.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mrirecon.io.errors import InputError
+
 _HOMES = {
     "FORMATS": "formats",
     "detect_format": "formats",
@@ -23,7 +26,7 @@ _HOMES = {
     "write_output": "outputs",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = ["InputError", *sorted(_HOMES)]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 Every output is written under a short hidden temporary name ``.mrirecon-<pid>-<8 hex>[suffix]`` in
 the folder of its final name (short whatever the final name's length) and renamed into place when
 complete, so a reader never sees half a file. A temporary whose process is gone (a killed run) is
-removed by :func:`mrirecon.batch.clean_stale_temporaries`.
+removed by :func:`mrirecon.io.batch.clean_stale_temporaries`.
 """
 
 from __future__ import annotations

@@ -8,17 +8,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mrirecon.data.validate import FileInfo, InvalidInputError, Limits, open_hdf5, validate_file
+from mrirecon.data.validate import FileInfo, Limits, open_hdf5, validate_file
 from mrirecon.data.volume import Volume
 from mrirecon.data.volume import read_volume as read_fastmri
+from mrirecon.io.errors import InputError
 
 FORMATS = ("fastmri", "ismrmrd")
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """``"fastmri"`` (has ``kspace``) or ``"ismrmrd"`` (has an ISMRMRD raw group); anything else raises
-    :class:`InvalidInputError` naming what was expected."""
-    from mrirecon.io.ismrmrd_raw import raw_group
+    :class:`InputError` naming what was expected."""
+    from mrirecon.io.ismrmrd_gate import raw_group
 
     path = Path(path)
     try:
@@ -29,8 +30,8 @@ def detect_format(path: str | os.PathLike) -> str:
                 return "ismrmrd"
             keys = sorted(hf.keys())
     except OSError as err:
-        raise InvalidInputError(path, f"truncated or corrupt HDF5 file ({err})") from None
-    raise InvalidInputError(
+        raise InputError(path, f"truncated or corrupt HDF5 file ({err})") from None
+    raise InputError(
         path,
         f"missing dataset 'kspace' (fastMRI) or 'dataset/data' + 'dataset/xml' (ISMRMRD raw); "
         f"file has: {keys or 'nothing'}",
@@ -44,14 +45,14 @@ def read_volume(path: str | os.PathLike, challenge: str | None = None, limits: L
         from mrirecon.io.ismrmrd_raw import read_ismrmrd
 
         if challenge not in (None, "multicoil"):
-            raise InvalidInputError(path, f"ISMRMRD raw data is multi-coil; challenge {challenge!r} does not apply")
+            raise InputError(path, f"ISMRMRD raw data is multi-coil; challenge {challenge!r} does not apply")
         return read_ismrmrd(path, limits=limits)
     return read_fastmri(path, challenge=challenge, limits=limits)
 
 
 def validate_input(path: str | os.PathLike, check_values: bool = True, limits: Limits | None = None) -> FileInfo:
     """:func:`~mrirecon.data.validate_file` for either format. An ISMRMRD file is read in full with
-    ``check_values``; without, only its headers are checked (:func:`~mrirecon.io.ismrmrd_raw.inspect_ismrmrd`)."""
+    ``check_values``; without, only its headers are checked (:func:`~mrirecon.io.ismrmrd_gate.inspect_ismrmrd`)."""
     path = Path(path)
     if detect_format(path) == "fastmri":
         return validate_file(path, check_values=check_values, limits=limits)
@@ -81,7 +82,7 @@ def validate_input(path: str | os.PathLike, check_values: bool = True, limits: L
 
 def _layout_info(path: Path, limits: Limits | None) -> FileInfo:
     """A :class:`FileInfo` from the ISMRMRD headers alone (sizes before readout oversampling is removed)."""
-    from mrirecon.io.ismrmrd_raw import inspect_ismrmrd
+    from mrirecon.io.ismrmrd_gate import inspect_ismrmrd
 
     layout = inspect_ismrmrd(path, limits)
     S, C, H, W = layout.kspace_shape

@@ -23,29 +23,20 @@ Image layout as in fastMRI: rows = readout (x), columns = phase encoding (y).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import ismrmrd
 import numpy as np
 import sigpy
 
 from mrirecon.data.transforms import center_run_length
-from mrirecon.data.validate import (
-    MAX_HEADER_BYTES,
-    InvalidInputError,
-    Limits,
-    check_dataset_size,
-    corrupt_hdf5,
-    format_size,
-    open_hdf5,
-)
+from mrirecon.data.validate import Limits
 from mrirecon.data.volume import Volume
+from mrirecon.io.errors import InputError
+from mrirecon.io.ismrmrd_gate import LEFT_OUT, inspect_ismrmrd
 from mrirecon.physics import zero_filled_rss_np
 
-GROUP = "dataset"
 GEOMETRY_KEYS = (
     "pixel_spacing",
     "slice_thickness",
@@ -55,40 +46,6 @@ GEOMETRY_KEYS = (
     "geometry_source",
 )
 NO_GEOMETRY = "none: the acquisitions carry no orientation (voxel sizes from the header, axes assumed)"
-_LEFT_OUT = (
-    ismrmrd.ACQ_IS_NAVIGATION_DATA,
-    ismrmrd.ACQ_IS_PHASECORR_DATA,
-    ismrmrd.ACQ_IS_HPFEEDBACK_DATA,
-    ismrmrd.ACQ_IS_RTFEEDBACK_DATA,
-    ismrmrd.ACQ_IS_DUMMYSCAN_DATA,
-    ismrmrd.ACQ_IS_SURFACECOILCORRECTIONSCAN_DATA,
-    ismrmrd.ACQ_IS_PHASE_STABILIZATION,
-    ismrmrd.ACQ_IS_PHASE_STABILIZATION_REFERENCE,
-)
-
-
-def raw_group(hf: h5py.File) -> str | None:
-    """Name of the ISMRMRD dataset group (``dataset`` or another group holding ``data`` and ``xml``)."""
-    names = [GROUP] + sorted(k for k in hf if k != GROUP)
-    for name in names:
-        group = hf.get(name)
-        if isinstance(group, h5py.Group) and "data" in group and "xml" in group:
-            return name
-    return None
-
-
-@dataclass(frozen=True)
-class RawLayout:
-    """What the input gate learns from an ISMRMRD file's acquisition headers and XML header alone
-    (no sample read): the group, the XML (text and parsed), the encoding and the declared k-space
-    size [slices, channels, readout, phase] of the assembled volume."""
-
-    group: str
-    xml: str
-    header: Any
-    enc: dict[str, Any]
-    kspace_shape: tuple[int, int, int, int]
-    fully_sampled: bool
 
 
 def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | None = None) -> Volume:
@@ -98,7 +55,7 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | 
     :meth:`Limits.from_env`) before ``ismrmrd.Dataset`` reads any acquisition.
 
     Raises:
-        InvalidInputError: one line naming the file and the problem (refused layouts included).
+        InputError: one line naming the file and the problem (refused layouts included).
     """
     path = Path(path)
     limits = limits or Limits.from_env()
@@ -107,19 +64,19 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | 
     acquisitions = _read_acquisitions(path, layout.group)
     noise, image = _split(acquisitions)
     if not image:
-        raise InvalidInputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
+        raise InputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
     image, repetitions = _one_repetition(path, image, repetition)
     channels, samples = _uniform(path, image)
     whitener = _prewhitener(path, noise, channels) if noise else None
     kspace, slice_ids, acquired, firsts = _assemble(path, image, enc, channels, samples, whitener)
     if not kspace.any():
-        raise InvalidInputError(path, "k-space is all zeros; there is nothing to reconstruct")
+        raise InputError(path, "k-space is all zeros; there is nothing to reconstruct")
     row_spacing = enc["fov_x"] / kspace.shape[-2]  # image-space crops keep the sample spacing
     kspace = _remove_oversampling(kspace, enc)
     _check_matrix(path, kspace.shape[-2:], limits)
     crop = (min(enc["recon_x"], kspace.shape[-2]), min(enc["recon_y"], kspace.shape[-1]))
     if not (acquired == acquired[:1]).all():
-        raise InvalidInputError(path, "slices were sampled on different phase-encode lines; one mask per file needed")
+        raise InputError(path, "slices were sampled on different phase-encode lines; one mask per file needed")
     geometry = _geometry(firsts, enc, row_spacing, crop)
     if "order" in geometry:  # slices sorted along the slice normal
         order = geometry.pop("order")
@@ -157,110 +114,9 @@ def read_ismrmrd(path: str | os.PathLike, repetition: int = 0, limits: Limits | 
     )
 
 
-# --------------------------------------------------------------------------------------------
-# the input gate (headers only)
-
-
-def inspect_ismrmrd(path: str | os.PathLike, limits: Limits | None = None) -> RawLayout:
-    """The input gate for ISMRMRD raw data, reading headers only.
-
-    The file is opened through :func:`~mrirecon.data.validate.open_hdf5` (no links out of the file, no
-    external or virtual storage); the acquisition table's declared size, the samples its headers
-    declare and the k-space volume that the XML encoding and the headers imply are checked against
-    ``limits`` (the caps of fastMRI inputs) before any sample is read; too small a matrix is refused.
-    """
-    path = Path(path)
-    limits = limits or Limits.from_env()
-    with open_hdf5(path) as hf:
-        try:
-            group, heads = _read_heads(path, hf, limits)
-            xml = _read_xml(path, hf[group]["xml"])
-        except (OSError, RuntimeError, KeyError, ValueError) as err:
-            if isinstance(err, InvalidInputError):
-                raise
-            raise corrupt_hdf5(path, err) from None
-    try:
-        header = ismrmrd.xsd.CreateFromDocument(xml)
-    except Exception as err:  # the schema binding raises parser-specific types
-        msg = " ".join(str(err).split())[:200]
-        raise InvalidInputError(path, f"the ISMRMRD XML header is not valid ({msg})") from None
-    enc = _encoding(path, header)
-    flags = heads["flags"].astype(np.uint64)
-    noise_bit = np.uint64(1 << (ismrmrd.ACQ_IS_NOISE_MEASUREMENT - 1))
-    left_out = np.uint64(sum(1 << (f - 1) for f in _LEFT_OUT))
-    imaging = ((flags & noise_bit) == 0) & ((flags & left_out) == 0)
-    if not imaging.any():
-        raise InvalidInputError(path, "no imaging acquisitions (only noise or auxiliary scans)")
-    idx = heads["idx"][imaging]
-    slices = len(np.unique(idx["slice"]))
-    channels = int(heads["active_channels"][imaging].max())
-    nx = max(enc["enc_x"], int(heads["number_of_samples"][imaging].max()))
-    shape = (slices, channels, nx, enc["enc_y"])
-    _check_declared(path, "the assembled k-space", shape, limits)
-    lines = idx["kspace_encode_step_1"][idx["repetition"] == idx["repetition"].min()].astype(np.int64)
-    shift = enc["enc_y"] // 2 - enc["center_y"]
-    fully = len(np.unique(lines + shift)) >= enc["enc_y"]
-    return RawLayout(group=group, xml=xml, header=header, enc=enc, kspace_shape=shape, fully_sampled=fully)
-
-
-def _read_heads(path: Path, hf: h5py.File, limits: Limits) -> tuple[str, np.ndarray]:
-    """The group name and the acquisition headers (size-checked); refuses declared payloads above the cap."""
-    group = raw_group(hf)
-    if group is None:
-        raise InvalidInputError(path, "not ISMRMRD raw data (no group holding 'data' and 'xml')")
-    data, xml = hf[group]["data"], hf[group]["xml"]
-    if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
-        raise InvalidInputError(path, f"'{group}/data' is not an ISMRMRD acquisition table")
-    if not isinstance(xml, h5py.Dataset) or xml.size != 1 or xml.dtype.kind not in "SOU":
-        raise InvalidInputError(path, f"'{group}/xml' is not a single string")
-    if data.ndim != 1 or data.shape[0] == 0:
-        raise InvalidInputError(path, f"'{group}/data' holds no acquisitions (shape {data.shape})")
-    check_dataset_size(path, f"{group}/data", data, limits)
-    heads = data["head"]
-    samples = heads["number_of_samples"].astype(np.int64) * heads["active_channels"].astype(np.int64)
-    declared = int(samples.sum()) * np.dtype(np.complex64).itemsize
-    if declared > limits.max_volume_bytes:
-        raise InvalidInputError(
-            path,
-            f"acquisitions declare {format_size(declared)} of samples, above the limit of "
-            f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
-        )
-    return group, heads
-
-
-def _read_xml(path: Path, dset: h5py.Dataset) -> str:
-    if dset.dtype.kind != "O" and dset.dtype.itemsize > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
-    value = dset[()]
-    if isinstance(value, np.ndarray):
-        value = value.reshape(-1)[0]
-    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | np.bytes_) else str(value)
-    if len(text) > MAX_HEADER_BYTES:
-        raise InvalidInputError(path, f"the ISMRMRD XML header is larger than {format_size(MAX_HEADER_BYTES)}")
-    return text
-
-
-def _check_declared(path: Path, what: str, shape: tuple[int, ...], limits: Limits) -> None:
-    """Refuse a complex64 volume ``shape`` (slice axis first) above the per-volume or per-slice cap."""
-    total = int(np.prod(shape, dtype=np.float64)) * np.dtype(np.complex64).itemsize
-    if total > limits.max_volume_bytes:
-        raise InvalidInputError(
-            path,
-            f"{what} would be {shape} complex64 = {format_size(total)}, above the limit of "
-            f"{format_size(limits.max_volume_bytes)} per volume (MRIRECON_MAX_VOLUME_BYTES)",
-        )
-    per_slice = total // max(1, shape[0])
-    if per_slice > limits.max_slice_bytes:
-        raise InvalidInputError(
-            path,
-            f"{what} would have slices of {format_size(per_slice)} (shape {shape}), above the limit of "
-            f"{format_size(limits.max_slice_bytes)} per slice (MRIRECON_MAX_SLICE_BYTES)",
-        )
-
-
 def _check_matrix(path: Path, hw: tuple[int, ...], limits: Limits) -> None:
     if min(hw) < limits.min_matrix:
-        raise InvalidInputError(
+        raise InputError(
             path,
             f"k-space matrix {hw[0]}x{hw[1]} is too small to reconstruct (at least {limits.min_matrix} per side)",
         )
@@ -271,41 +127,13 @@ def _read_acquisitions(path: Path, group: str) -> list[ismrmrd.Acquisition]:
     try:
         ds = ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r")
     except OSError as err:
-        raise InvalidInputError(path, f"cannot open the ISMRMRD dataset ({err})") from None
+        raise InputError(path, f"cannot open the ISMRMRD dataset ({err})") from None
     try:
         return [ds.read_acquisition(i) for i in range(ds.number_of_acquisitions())]
     except (OSError, KeyError, ValueError, LookupError, TypeError) as err:
-        raise InvalidInputError(path, f"cannot read the ISMRMRD acquisitions: truncated or corrupt ({err})") from None
+        raise InputError(path, f"cannot read the ISMRMRD acquisitions: truncated or corrupt ({err})") from None
     finally:
         ds.close()
-
-
-def _encoding(path: Path, header: Any) -> dict[str, Any]:
-    """Matrix sizes, fields of view and the phase-encode centre of the single Cartesian 2-D encoding."""
-    if len(header.encoding) != 1:
-        raise InvalidInputError(path, f"{len(header.encoding)} encodings in the header; one is supported")
-    enc = header.encoding[0]
-    trajectory = getattr(enc.trajectory, "value", enc.trajectory)
-    if str(trajectory).lower() != "cartesian":
-        raise InvalidInputError(path, f"{trajectory} trajectory; only Cartesian data is supported")
-    es, rs = enc.encodedSpace, enc.reconSpace
-    if es.matrixSize.z > 1:
-        raise InvalidInputError(path, f"3-D encoding (encoded matrix z = {es.matrixSize.z}); only 2-D is supported")
-    fov = (es.fieldOfView_mm.x, es.fieldOfView_mm.y, rs.fieldOfView_mm.x)
-    if min(es.matrixSize.x, es.matrixSize.y, rs.matrixSize.x, rs.matrixSize.y) < 1 or min(fov) <= 0:
-        raise InvalidInputError(path, "the header's encoded/recon matrix sizes or fields of view are not positive")
-    e1 = enc.encodingLimits.kspace_encoding_step_1 if enc.encodingLimits else None
-    return {
-        "enc_x": int(es.matrixSize.x),
-        "enc_y": int(es.matrixSize.y),
-        "recon_x": int(rs.matrixSize.x),
-        "recon_y": int(rs.matrixSize.y),
-        "fov_x": float(es.fieldOfView_mm.x),
-        "fov_y": float(es.fieldOfView_mm.y),
-        "recon_fov_x": float(rs.fieldOfView_mm.x),
-        "thickness": float(rs.fieldOfView_mm.z or es.fieldOfView_mm.z or 0.0),
-        "center_y": int(e1.center) if e1 is not None and e1.center is not None else int(es.matrixSize.y) // 2,
-    }
 
 
 def _split(acquisitions: list[ismrmrd.Acquisition]) -> tuple[list, list]:
@@ -313,7 +141,7 @@ def _split(acquisitions: list[ismrmrd.Acquisition]) -> tuple[list, list]:
     for acq in acquisitions:
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
             noise.append(acq)
-        elif not any(acq.is_flag_set(flag) for flag in _LEFT_OUT):
+        elif not any(acq.is_flag_set(flag) for flag in LEFT_OUT):
             image.append(acq)
     return noise, image
 
@@ -323,14 +151,14 @@ def _one_repetition(path: Path, image: list, repetition: int) -> tuple[list, int
     for counter, what in (("contrast", "contrasts"), ("phase", "cardiac phases"), ("set", "sets")):
         values = {getattr(a.idx, counter) for a in image}
         if len(values) > 1:
-            raise InvalidInputError(
+            raise InputError(
                 path, f"{len(values)} {what} (idx.{counter}); only one per file is supported: split the file first"
             )
     if any(a.idx.kspace_encode_step_2 != 0 for a in image):
-        raise InvalidInputError(path, "kspace_encode_step_2 varies: 3-D encoding is not supported")
+        raise InputError(path, "kspace_encode_step_2 varies: 3-D encoding is not supported")
     reps = sorted({a.idx.repetition for a in image})
     if repetition not in reps:
-        raise InvalidInputError(path, f"repetition {repetition} is not in the file (it has {reps})")
+        raise InputError(path, f"repetition {repetition} is not in the file (it has {reps})")
     return [a for a in image if a.idx.repetition == repetition], len(reps)
 
 
@@ -338,12 +166,12 @@ def _uniform(path: Path, image: list) -> tuple[int, int]:
     channels = {a.active_channels for a in image}
     samples = {a.number_of_samples - a.discard_pre - a.discard_post for a in image}
     if len(channels) != 1:
-        raise InvalidInputError(path, f"imaging acquisitions have different channel counts {sorted(channels)}")
+        raise InputError(path, f"imaging acquisitions have different channel counts {sorted(channels)}")
     if len(samples) != 1:
-        raise InvalidInputError(path, f"imaging readouts have different lengths {sorted(samples)}")
+        raise InputError(path, f"imaging readouts have different lengths {sorted(samples)}")
     (c,), (n,) = channels, samples
     if c < 1 or n < 1:
-        raise InvalidInputError(path, "imaging acquisitions hold no samples")
+        raise InputError(path, "imaging acquisitions hold no samples")
     return c, n
 
 
@@ -354,19 +182,19 @@ def _uniform(path: Path, image: list) -> tuple[int, int]:
 def _prewhitener(path: Path, noise: list, channels: int) -> np.ndarray:
     """[C,C] matrix W with W Psi W^H = (mean noise power) I, Psi the coil noise covariance."""
     if {a.active_channels for a in noise} != {channels}:
-        raise InvalidInputError(path, f"noise scans do not have the {channels} channels of the imaging data")
+        raise InputError(path, f"noise scans do not have the {channels} channels of the imaging data")
     samples = np.concatenate([a.data for a in noise], axis=1).astype(np.complex128)  # [C, N]
     if samples.shape[1] <= channels:
-        raise InvalidInputError(
+        raise InputError(
             path, f"noise scans hold {samples.shape[1]} samples for {channels} coils: too few for a covariance"
         )
     psi = samples @ samples.conj().T / samples.shape[1]
     if not np.isfinite(psi).all():
-        raise InvalidInputError(path, "noise scans contain NaN or Inf values")
+        raise InputError(path, "noise scans contain NaN or Inf values")
     try:
         lower = np.linalg.cholesky(psi)
     except np.linalg.LinAlgError:
-        raise InvalidInputError(path, "the coil noise covariance is singular (a dead or duplicated channel?)") from None
+        raise InputError(path, "the coil noise covariance is singular (a dead or duplicated channel?)") from None
     scale = np.sqrt(np.trace(psi).real / channels)
     return scale * np.linalg.inv(lower)
 
@@ -391,9 +219,9 @@ def _assemble(
         start = nx // 2 - (acq.center_sample - acq.discard_pre)
         col = acq.idx.kspace_encode_step_1 + shift_y
         if not (start >= 0 and start + samples <= nx):
-            raise InvalidInputError(path, f"readout centre sample {acq.center_sample} does not fit {nx} samples")
+            raise InputError(path, f"readout centre sample {acq.center_sample} does not fit {nx} samples")
         if not 0 <= col < ny:
-            raise InvalidInputError(
+            raise InputError(
                 path, f"phase-encode line {acq.idx.kspace_encode_step_1} lies outside the encoded matrix ({ny} lines)"
             )
         if whitener is not None:
@@ -404,7 +232,7 @@ def _assemble(
         firsts.setdefault(s, acq)
     kspace = total / np.maximum(count, 1)[:, None, None, :]
     if not np.isfinite(kspace).all():
-        raise InvalidInputError(path, "k-space contains NaN or Inf values")
+        raise InputError(path, "k-space contains NaN or Inf values")
     return kspace.astype(np.complex64), slice_ids, count > 0, firsts
 
 

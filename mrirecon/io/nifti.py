@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mrirecon.dicom import Geometry
+from mrirecon.io.dicom.header import Geometry
 from mrirecon.io.files import write_atomically
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

@@ -8,8 +8,6 @@ fastMRI protocol (:class:`mrirecon.metrics.VolumeMetrics`).
 from __future__ import annotations
 
 import inspect
-import math
-import time
 from typing import Any
 
 import lightning as L
@@ -18,9 +16,10 @@ import torch.nn.functional as F
 from fastmri.losses import SSIMLoss
 from torch import Tensor, nn
 
-from .metrics import VolumeMetrics, center_crop_to, summarize
-from .physics import crop_readout
-from .selfsup import as_mask, heldout_error, split_lines
+from ..adapt.selfsup import as_mask, heldout_error, split_lines
+from ..metrics import VolumeMetrics, center_crop_to, summarize
+from ..physics import crop_readout
+from .schedule import warmup_cosine, warmup_cosine_by_time
 
 
 def crop_to(image: Tensor, shape: tuple[int, int]) -> Tensor:
@@ -32,13 +31,13 @@ class ReconModule(L.LightningModule):
     """Args:
     net: the reconstruction network (``forward(masked_kspace, mask, num_low_frequencies) -> [B,H,W]``).
     lr, weight_decay: AdamW; the rate warms up linearly for ``warmup_fraction`` of the steps, then
-        follows a cosine to ``lr * final_lr_ratio``.
+        follows a cosine to ``lr * final_lr_ratio`` (:mod:`mrirecon.training.schedule`).
     l1_weight: weight of the L1 term next to 1 - SSIM.
     schedule_seconds: when > 0, warm-up and cosine follow the elapsed training time over this many seconds
         instead of the step count (for runs bounded by ``trainer.max_time``, whose step count is unknown).
     ssl_weight: weight of the self-supervised term (0: off): each training batch is also reconstructed from
         a random part of its measured lines and scored on the held-out rest (``ssl_holdout`` of the
-        non-centre lines), the objective that test-time adaptation minimises (:mod:`mrirecon.selfsup`).
+        non-centre lines), the objective that test-time adaptation minimises (:mod:`mrirecon.adapt.selfsup`).
         Needs a network that returns k-space (ours).
     init_codec: a codec folder whose weights the network starts from (same architecture and backbone).
     """
@@ -63,7 +62,7 @@ class ReconModule(L.LightningModule):
         if ssl_weight > 0 and "return_kspace" not in inspect.signature(net.forward).parameters:
             raise ValueError(f"ssl_weight needs a network that returns k-space (ours); {type(net).__name__} does not")
         if init_codec:
-            from .checkpoint import load_codec
+            from ..codecs.checkpoint import load_codec
 
             trained, _ = load_codec(init_codec)
             self.net.load_state_dict(trained.state_dict(), strict=True)
@@ -161,32 +160,14 @@ class ReconModule(L.LightningModule):
 
     # -------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
+        hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        floor = self.hparams.final_lr_ratio
-        budget = float(self.hparams.schedule_seconds)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = max(1, int(total * self.hparams.warmup_fraction))
-        start: list[float] = []
-
-        def cosine(t: float) -> float:
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-        def by_steps(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return cosine((step - warm) / max(1, total - warm))
-
-        def by_time(step: int) -> float:
-            if not start:
-                start.append(time.monotonic())
-            done, warm_share = (time.monotonic() - start[0]) / budget, self.hparams.warmup_fraction
-            if done < warm_share:
-                return max(done / warm_share, 1e-3)
-            return cosine((done - warm_share) / (1 - warm_share))
-
-        factor = by_time if budget > 0 else by_steps
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.schedule_seconds > 0:
+            sched = warmup_cosine_by_time(opt, float(hp.schedule_seconds), hp.warmup_fraction, hp.final_lr_ratio)
+        else:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = warmup_cosine(opt, total, hp.warmup_fraction, hp.final_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # -------------------------------------------------------------- checkpoints

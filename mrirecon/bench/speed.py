@@ -1,4 +1,5 @@
-"""GPU speed helpers shared by the benchmarks and inference: CUDA-graph capture of a static-shape call."""
+"""GPU speed helpers of the benchmarks (and the experiments' variants): CUDA-graph capture of a static-shape call
+and the compiled fast path of a model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+WARMUP_RUNS = 3  # eager calls before capture (autotuning, lazy initialisation)
 
-def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor, warmup: int = 3) -> Callable[..., Tensor]:
+
+def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor) -> Callable[..., Tensor]:
     """Capture ``fn(*example_args)`` (CUDA tensors, fixed shapes) into a CUDA graph.
 
     The returned callable copies its arguments into the captured input buffers, replays the graph and
@@ -25,7 +28,7 @@ def cuda_graphed(fn: Callable[..., Tensor], *example_args: Tensor, warmup: int =
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(warmup):
+        for _ in range(WARMUP_RUNS):
             fn(*static_in)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
@@ -71,10 +74,10 @@ def optimize_for_inference(
     from fastmri.models.unet import Unet
     from fastmri.models.varnet import NormUnet
 
-    from .codecs.decoder import ImageDecoder
-    from .codecs.encoder import KSpaceEncoder
-    from .codecs.graph_safe import CascadeBlock, CentreSensitivityModel, pad_unet_channels
-    from .nirvana import NirvanaModel, fla_available
+    from ..codecs.decoder import ImageDecoder
+    from ..codecs.encoder import KSpaceEncoder
+    from ..codecs.graph_safe import CascadeBlock, CentreSensitivityModel, pad_unet_channels
+    from ..nirvana import NirvanaModel, fla_available
 
     if getattr(model, "_optimized_for_inference", False):
         return model

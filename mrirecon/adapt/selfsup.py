@@ -3,8 +3,8 @@
 The measured phase-encode lines are split (as ZS-SSL does) into an input set, which always keeps the
 calibration centre, and one or more held-out sets. A network that sees only the input lines is scored by
 how well its k-space predicts the held-out lines. Training uses it as an auxiliary loss
-(:class:`mrirecon.module.ReconModule`, ``ssl_weight``) and test-time adaptation as its objective
-(:mod:`mrirecon.tta`), so that the two measure the same thing.
+(:class:`mrirecon.training.module.ReconModule`, ``ssl_weight``) and test-time adaptation as its objective
+(:mod:`mrirecon.adapt.tta`), so that the two measure the same thing.
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-
-def centre_lines(width: int, num_low_frequencies: Tensor) -> Tensor:
-    """num_low_frequencies [B] -> bool [B,W]: the calibration centre as fastMRI's masks place it."""
-    nlf = num_low_frequencies.reshape(-1, 1).long()
-    lo = (width - nlf + 1) // 2
-    cols = torch.arange(width, device=nlf.device).view(1, -1)
-    return (cols >= lo) & (cols < lo + nlf)
+from mrirecon.physics import centre_lines
 
 
 def split_lines(

@@ -7,12 +7,14 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_warn
 
-from .checkpoint import net_state, save_codec
+from ..codecs.checkpoint import save_codec
 from .module import ReconModule
 
 
@@ -20,43 +22,66 @@ def plain_summary(summary: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if summary is None else {k: v for k, v in summary.items() if k != "per_volume"}
 
 
+BEST_MONITOR, BEST_MODE = "val_ssim", "max"
+
+
+def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The trainer's ``ModelCheckpoint`` that keeps the highest ``val_ssim`` (the first, if several)."""
+    return next(
+        (cb for cb in trainer.checkpoint_callbacks if cb.monitor == BEST_MONITOR and cb.mode == BEST_MODE), None
+    )
+
+
 class ExportCodec(L.Callback):
-    """Keeps the codec tensors of the best validation SSIM and writes them with a card when fit ends.
+    """Writes the codec of Lightning's best checkpoint (highest ``val_ssim``) with a card when fit ends.
+
+    The best checkpoint is the ``best_model_path`` of the trainer's ``ModelCheckpoint(monitor="val_ssim",
+    mode="max")`` (the fit command adds one when a recipe has none); its weights are loaded back into the
+    module before the export, so the test split is scored with them too. Every checkpoint also carries
+    the validation summary it was saved with, which becomes the card's ``metrics.val``.
 
     Args:
-        dirpath: export folder (default: ``<log dir>/codec``).
+        dirpath: export folder (default: ``<trainer.default_root_dir>/codec``).
         dtype: storage dtype of the exported tensors (``float32`` or ``float16``).
     """
+
+    CHECKPOINT_KEY = "export_val_metrics"
 
     def __init__(self, dirpath: str | None = None, dtype: str = "float32") -> None:
         self.dirpath = dirpath
         self.dtype = getattr(torch, dtype)
-        self.best: float = float("-inf")
-        self.best_state: dict[str, torch.Tensor] | None = None
         self.card: dict[str, Any] = {"metrics": {}}
         self.net_config: dict[str, Any] = {}
         self._t0 = time.time()
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and best_checkpoint(trainer) is None:
+            raise ValueError(
+                f"ExportCodec exports the best checkpoint: add a ModelCheckpoint(monitor={BEST_MONITOR!r}, "
+                f"mode={BEST_MODE!r}) callback (and keep trainer.enable_checkpointing on)"
+            )
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
         self._t0 = time.time()
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
-        if trainer.sanity_checking or "val" not in pl_module.last_metrics:
-            return
-        ssim = float(pl_module.last_metrics["val"]["SSIM"])
-        if ssim > self.best:
-            self.best, self.best_state = ssim, net_state(pl_module.net)
-            self.card["metrics"]["val"] = {
-                **plain_summary(pl_module.last_metrics["val"]),
-                "epoch": trainer.current_epoch,
-            }
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: ReconModule, checkpoint: dict[str, Any]) -> None:
+        if "val" in pl_module.last_metrics:
+            val = {**plain_summary(pl_module.last_metrics["val"]), "epoch": trainer.current_epoch}
+            checkpoint[self.CHECKPOINT_KEY] = val
 
     def export_dir(self, trainer: L.Trainer) -> Path:
-        return Path(self.dirpath) if self.dirpath else Path(trainer.log_dir or ".") / "codec"
+        return Path(self.dirpath) if self.dirpath else Path(trainer.default_root_dir) / "codec"
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: ReconModule) -> None:
-        if self.best_state is not None:  # evaluate and export the best codec, not the last one
-            pl_module.net.load_state_dict(self.best_state, strict=False)
+        best = best_checkpoint(trainer)
+        path = best.best_model_path if best is not None else ""
+        if path and not Path(path).is_file():  # e.g. a resumed run whose earlier checkpoint folder is gone
+            rank_zero_warn(f"ExportCodec: the best checkpoint {path} is missing; exporting the last weights")
+        elif path:  # without one (no validation ran) the last weights are exported
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)  # this run's own file
+            pl_module.load_state_dict(ckpt["state_dict"], strict=False)  # the frozen backbone is not stored
+            if self.CHECKPOINT_KEY in ckpt:
+                self.card["metrics"]["val"] = ckpt[self.CHECKPOINT_KEY]
         self.card["training"] = {
             "epochs": trainer.current_epoch,
             "steps": trainer.global_step,
@@ -79,14 +104,13 @@ class LineProgress(L.Callback):
     """Lightning progress for log files: every ``every_n_steps`` optimiser steps one line
     ``epoch E/N step S/T loss L, X it/s, elapsed M:SS``, plus one line per finished validation."""
 
-    def __init__(self, every_n_steps: int = 10, stream: TextIO | None = None) -> None:
+    def __init__(self, every_n_steps: int = 10) -> None:
         self.every_n_steps = max(1, int(every_n_steps))
-        self.stream = stream
         self._t0 = time.perf_counter()
         self._last = (0, self._t0)
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream if self.stream is not None else sys.stderr, flush=True)
+        print(text, file=sys.stderr, flush=True)
 
     def _elapsed(self) -> str:
         seconds = int(time.perf_counter() - self._t0)

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .assets import asset
-from .io.files import file_sha256, write_atomically, write_text_atomically
+from ..assets import asset
+from ..io.files import file_sha256, write_atomically, write_text_atomically
 
 CARD = "card.json"
 WEIGHTS = "codec.safetensors"

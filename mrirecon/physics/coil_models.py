@@ -1,14 +1,18 @@
-"""Random receive-coil sensitivity maps of several geometries.
+"""Random receive-coil sensitivity maps of several geometries: complex64 [C, H, W] on the field of view.
 
-Every model is evaluated on a coarse grid (sensitivities are smooth) and interpolated bilinearly to the
-field of view, then given a smooth random phase per coil, and scaled so that the root-sum-of-squares is
-1 at its 95th percentile over the object: the RSS keeps the array's shading, as a real RSS image does.
+:func:`coil_maps` (the physics-randomised simulator): every model is evaluated on a coarse grid
+(sensitivities are smooth) and interpolated bilinearly to the field of view, then given a smooth random
+phase per coil, and scaled so that the root-sum-of-squares is 1 at its 95th percentile over the object:
+the RSS keeps the array's shading, as a real RSS image does.
 
 - ``birdcage``: sigpy's birdcage model with a random ring radius, centre, ellipticity and rotation;
 - ``loops``: surface loops on a ring around the head, random loop radii, angular jitter and
   out-of-plane offsets (several rows), each a near-field loop with an on-axis 1/(a^2+d^2)^(3/2) fall-off;
 - ``planar`` (held out of training; the physics-shift split): two flat parallel rows of loops in front of
   and behind the head, regularly spaced.
+
+:func:`cropped_birdcage_maps` is the original simulator presets' model (a sigpy birdcage cropped at a
+random offset, no extra phase or normalisation).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
+
+__all__ = ["COIL_MODELS", "coil_maps", "cropped_birdcage_maps", "smooth_coil_phase"]
 
 COIL_MODELS = ("birdcage", "loops", "planar")
 COARSE = 48  # coarse grid size along the longer axis
@@ -40,7 +45,8 @@ def _upsample(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _birdcage(num_coils: int, yy: np.ndarray, xx: np.ndarray, obj_half: float, rng) -> np.ndarray:
-    import sigpy.mri
+    import sigpy.mri  # simulators only: importing the physics package stays light
+    from scipy import ndimage
 
     n, ring = 64, 0.8
     radius = rng.uniform(1.05, 1.6) * obj_half
@@ -130,3 +136,28 @@ def coil_maps(
     h, w = obj
     centre = rss[(H - h) // 2 : (H - h) // 2 + h, (W - w) // 2 : (W - w) // 2 + w]
     return (maps / max(float(np.percentile(centre, 95)), 1e-12)).astype(np.complex64)
+
+
+def cropped_birdcage_maps(
+    num_coils: int, grid: tuple[int, int], obj: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Birdcage maps [C, H, W] (complex64, RSS = 1) with a random ring radius and centre.
+
+    The ring radius is 1.05-1.6x the object half-size; the ring centre moves by up to 8% of it.
+    """
+    import sigpy.mri
+
+    H, W = grid
+    half = max(obj) / 2
+    margin = int(np.ceil(0.08 * max(obj)))
+    n = max(H, W) + 2 * margin
+    radius = rng.uniform(1.05, 1.6) * half / (n / 2)
+    maps = sigpy.mri.birdcage_maps((num_coils, n, n), r=radius, dtype=np.complex64)
+    maps = np.nan_to_num(maps)
+    if rng.random() < 0.5:
+        maps = maps[:, ::-1]
+    if rng.random() < 0.5:
+        maps = maps[:, :, ::-1]
+    dy, dx = rng.integers(-margin, margin + 1, size=2)
+    y0, x0 = (n - H) // 2 + dy, (n - W) // 2 + dx
+    return np.ascontiguousarray(maps[:, y0 : y0 + H, x0 : x0 + W])

@@ -1,6 +1,6 @@
 """Per-scan test-time adaptation: fit small adapters on the scan's own k-space, every weight frozen.
 
-The measured lines of the scan are split (:func:`mrirecon.selfsup.split_lines`) into an input set that
+The measured lines of the scan are split (:func:`mrirecon.adapt.selfsup.split_lines`) into an input set that
 keeps the calibration centre, a loss set and an early-stopping set. A few Adam steps fit per-scan
 adapters so that the reconstruction from the input lines predicts the loss lines. The adapters are
 separate tensors added to the network's weights through :func:`torch.func.functional_call`, so no

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluate.methods import CLASSICAL
-from .io.files import write_text_atomically
+from ..io.files import write_text_atomically
+from .methods import CLASSICAL, MethodSpec, UsageError
 
 # the classical methods with a grid in the registry (mrirecon.evaluate.methods.CLASSICAL) and their grids
 TUNABLE = tuple(name for name, method in CLASSICAL.items() if method.grid)
@@ -40,8 +40,6 @@ def _grid_name(base: str, lamda: float, crop: float) -> str:
 
 def grid_specs(grid: dict[str, dict[str, list[float]]]) -> list[Any]:
     """One classical :class:`~mrirecon.evaluate.MethodSpec` per (method, λ, crop) of ``grid``."""
-    from .evaluate import MethodSpec, UsageError
-
     unknown = set(grid) - set(TUNABLE)
     if unknown:
         raise UsageError(f"cannot tune {sorted(unknown)}: tunable methods are {', '.join(TUNABLE)}")
@@ -74,7 +72,7 @@ def tune(
     on_error: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Grid-search λ and crop of ``methods`` on the ``validation`` folder -> the JSON-ready record."""
-    from .evaluate import evaluate
+    from .run import evaluate  # imported here: run.py imports this module
 
     grid = {m: (grid or DEFAULT_GRID)[m] for m in methods}
     specs = grid_specs(grid)
@@ -121,8 +119,6 @@ def save_tuned(record: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def load_tuned(path: str | os.PathLike) -> dict[str, Any]:
     """Read a tuning JSON; a file that is not one raises :class:`~mrirecon.evaluate.UsageError`."""
-    from .evaluate import UsageError
-
     path = Path(path)
     try:
         record = json.loads(path.read_text())
@@ -162,7 +158,5 @@ def grid_edges(record: dict[str, Any]) -> list[str]:
 
 def check_not_validation(tuned: dict[str, Any], data: str | os.PathLike) -> None:
     """Refuse to evaluate on the folder the parameters were tuned on."""
-    from .evaluate import UsageError
-
     if Path(tuned["validation"]).resolve() == Path(data).resolve():
         raise UsageError(f"{data}: λ / crop were tuned on this folder; evaluate on a different split")
