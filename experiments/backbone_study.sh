@@ -11,6 +11,9 @@
 #   part b: pretrained-off  the pretrained backbone with the Trigger off
 #           pretrained-scan the pretrained backbone with one Trigger state per scan
 # Seeds 0 1 2 (codec initialisation, data order, masks). Both parts draw the same training data.
+# Measured on one H200 (2026-12-03): 9 codecs side by side make about 0.9 steps/s each, 15 about 0.45, and
+# the 45 evaluations of `all` do not fit in the same call: run `a` and `b` in separate calls, STEPS chosen so the
+# MINUTES cap is not reached (results/backbone_study_prelim/README.md: the first pass, which hit it).
 # Usage: bash experiments/backbone_study.sh a|b|all OUT     (STEPS, default 200; MINUTES: wall-clock cap of a
 #   training run, default 5; PRESET: simulator preset, default random; DEVICE: cuda; ACCELERATOR: gpu)
 # Writes OUT/<variant>-s<seed>/{card.json,metrics.csv,train.log,<split>/summary.csv}; then
@@ -61,11 +64,10 @@ for seed in "${seeds[@]}"; do
     rm -rf "$run" && mkdir -p "$run" "$out/$variant-s$seed"
     sed -e "s#runs/default#$run#g" codecs/default.yaml >"$run/recipe.yaml"
     # shellcheck disable=SC2046
-    $py -m mrirecon.fit fit --config "$run/recipe.yaml" --seed_everything "$seed" $(backbone_args "$variant") \
+    $py -m mrirecon.fit fit --config codecs/base.yaml --config "$run/recipe.yaml" --seed_everything "$seed" $(backbone_args "$variant") \
       --data.data_path data/study17 --data.num_workers 1 --trainer.accelerator "$accel" \
       --trainer.max_steps "$steps" --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds 0 \
-      --trainer.limit_val_batches 0 --trainer.callbacks '[]' --trainer.callbacks+=mrirecon.callbacks.ExportCodec \
-      --trainer.callbacks.dirpath "$run/codec" --trainer.callbacks.dtype float16 \
+      --trainer.limit_val_batches 0 \
       >"$out/$variant-s$seed/train.log" 2>&1 &
     fits+=($!)
   done
