@@ -101,7 +101,7 @@ def read_image(
     """Read the first of ``keys`` present in an HDF5 file as a checked image volume -> :class:`ImageFile`.
 
     The one gate of every image input (ground truth, reconstructions, converter inputs): the file passes
-    :func:`~mrirecon.data.validate.open_hdf5`; the dataset must be real numbers (not complex), 3-D
+    :func:`~mrirecon.io.hdf5.open_hdf5`; the dataset must be real numbers (not complex), 3-D
     [S,H,W], non-empty, within the size caps ``limits`` and finite. Raises :class:`InvalidInputError`.
     """
     path = Path(path)

@@ -1,6 +1,6 @@
 """Input format dispatch: fastMRI HDF5 or ISMRMRD raw, detected by content.
 
-Both formats pass the same input gate (:func:`~mrirecon.data.validate.open_hdf5` and the caps of
+Both formats pass the same input gate (:func:`~mrirecon.io.hdf5.open_hdf5` and the caps of
 :class:`~mrirecon.data.Limits`) before any data is read."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The input gate for ISMRMRD raw data: what an HDF5 file's acquisition headers and XML header say,
 checked before any sample is read.
 
-The file is opened through :func:`~mrirecon.data.validate.open_hdf5` (no links out of the file, no
+The file is opened through :func:`~mrirecon.io.hdf5.open_hdf5` (no links out of the file, no
 external or virtual storage); the acquisition table's declared size, the samples its headers declare
 and the k-space volume that the XML encoding and the headers imply are checked against
 :class:`~mrirecon.data.Limits` (the caps of fastMRI inputs). Only Cartesian 2-D single-encoding data
@@ -19,8 +19,9 @@ import h5py
 import ismrmrd
 import numpy as np
 
-from mrirecon.data.validate import Limits, check_dataset_size, corrupt_hdf5, format_size, open_hdf5, read_xml_dataset
+from mrirecon.data.validate import read_xml_dataset
 from mrirecon.io.errors import InputError
+from mrirecon.io.hdf5 import Limits, check_dataset_size, corrupt_hdf5, format_size, open_hdf5
 
 __all__ = ["GROUP", "LEFT_OUT", "RawLayout", "inspect_ismrmrd", "raw_group"]
 
@@ -64,7 +65,7 @@ class RawLayout:
 def inspect_ismrmrd(path: str | os.PathLike, limits: Limits | None = None) -> RawLayout:
     """The input gate for ISMRMRD raw data, reading headers only.
 
-    The file is opened through :func:`~mrirecon.data.validate.open_hdf5` (no links out of the file, no
+    The file is opened through :func:`~mrirecon.io.hdf5.open_hdf5` (no links out of the file, no
     external or virtual storage); the acquisition table's declared size, the samples its headers
     declare and the k-space volume that the XML encoding and the headers imply are checked against
     ``limits`` (the caps of fastMRI inputs) before any sample is read; too small a matrix is refused.

@@ -1,7 +1,7 @@
 """ISMRMRD raw data (Cartesian 2-D, one or more slices) -> the in-memory :class:`~mrirecon.data.Volume`.
 
 Read with the ``ismrmrd`` package (``Dataset``, acquisitions, XML header), after the input gate
-(:func:`inspect_ismrmrd`: :func:`~mrirecon.data.validate.open_hdf5` and the caps of
+(:func:`inspect_ismrmrd`: :func:`~mrirecon.io.hdf5.open_hdf5` and the caps of
 :class:`~mrirecon.data.Limits`, checked on headers before any sample is read). What the reader does:
 
 - noise-adjustment scans (``ACQ_IS_NOISE_MEASUREMENT``) give the coil noise covariance; the coils are
@@ -31,9 +31,9 @@ import numpy as np
 import sigpy
 
 from mrirecon.data.transforms import center_run_length
-from mrirecon.data.validate import Limits
 from mrirecon.data.volume import Volume
 from mrirecon.io.errors import InputError
+from mrirecon.io.hdf5 import Limits
 from mrirecon.io.ismrmrd_gate import LEFT_OUT, inspect_ismrmrd
 from mrirecon.physics import zero_filled_rss_np
 

@@ -1,5 +1,7 @@
 """Build the English pretraining corpus from documentation shipped in Debian packages.
 
+(Over 400 lines on purpose: one pipeline, package list to provenance record, read top to bottom.)
+
 ``python -m mrirecon.pretrain.corpus --out corpus`` downloads the packages of :data:`SOURCES` with
 ``apt-get download`` (no installation), reads their documentation files straight from the ``.deb``,
 strips HTML / POD markup, removes boilerplate lines and exact / near-duplicate documents, splits

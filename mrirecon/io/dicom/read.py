@@ -296,7 +296,7 @@ def _check_declared_size(where: Path, paths: list[Path], datasets: list[Dataset]
     """Refuse images whose declared size is above the input caps (:class:`mrirecon.data.Limits`) before any
     pixel data is decoded (compressed pixel data can declare far more than it stores). A frame is counted
     as float64 (how it is assembled), the volume as float32 (how it is kept)."""
-    from mrirecon.data.validate import Limits
+    from mrirecon.io.hdf5 import Limits
 
     limits = Limits.from_env()
     total = 0
