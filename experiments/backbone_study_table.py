@@ -13,34 +13,52 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from scipy import stats
 
 SPLITS = {"test": "in distribution", "physics": "physics shift", "shift": "dipy anatomy"}
-ORDER = ["pretrained", "random", "none", "pretrained-off", "pretrained-scan"]
+ORDER = ["zero-filled", "pretrained", "random", "none", "pretrained-off", "pretrained-scan"]
+REFERENCE = "zero-filled"  # scored once per split, no seed
 
 
 def collect(roots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Long table (variant, seed, split, acceleration, method, SSIM, PSNR) and per-run training facts."""
+    """Long table (variant, seed, split, acceleration, method, SSIM, PSNR) and per-run training facts.
+
+    Scores come from ``eval-<split>-<acc>/summary.csv`` (methods ``RUN`` and ``RUN+tta``) or, in the layout of
+    the first pass, from ``<run>/<split>/summary.csv`` (methods ``plain`` and ``tta``).
+    """
     rows, runs = [], []
+
+    def add(split: str, frame: pd.DataFrame, method_of: Callable[[str], tuple[str, str]]) -> None:
+        for _, r in frame.iterrows():
+            name, method = method_of(r.method)
+            variant, seed = (name, -1) if name == REFERENCE else name.rsplit("-s", 1)
+            rows.append({"variant": variant, "seed": int(seed), "split": split, "acc": int(r.acceleration),
+                         "method": method, "SSIM": r.SSIM, "PSNR": r.PSNR,
+                         "volumes": int(r.volumes), "slices": int(r.slices)})  # fmt: skip
+
     for root in roots:
-        for run in sorted(p for p in root.iterdir() if p.is_dir() and "-s" in p.name):
-            variant, seed = run.name.rsplit("-s", 1)
-            card = run / "card.json"
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            if folder.name.startswith("eval-") and (folder / "summary.csv").is_file():
+                split = folder.name.split("-")[1]
+                add(split, pd.read_csv(folder / "summary.csv"),
+                    lambda m: (m[: -len("+tta")], "tta") if m.endswith("+tta") else (m, "plain"))  # fmt: skip
+                continue
+            if "-s" not in folder.name:
+                continue
+            variant, seed = folder.name.rsplit("-s", 1)
+            card = folder / "card.json"
             if card.is_file():
                 training = json.loads(card.read_text()).get("training", {})
                 runs.append({"variant": variant, "seed": int(seed), "steps": training.get("steps"),
                              "seconds": training.get("seconds")})  # fmt: skip
             for split in SPLITS:
-                summary = run / split / "summary.csv"
-                if not summary.is_file():
-                    continue
-                frame = pd.read_csv(summary)
-                for _, r in frame.iterrows():
-                    rows.append({"variant": variant, "seed": int(seed), "split": split, "acc": int(r.acceleration),
-                                 "method": r.method, "SSIM": r.SSIM, "PSNR": r.PSNR})  # fmt: skip
+                if (folder / split / "summary.csv").is_file():
+                    add(split, pd.read_csv(folder / split / "summary.csv"),
+                        lambda m, run=folder.name: (run, m))  # fmt: skip
     return pd.DataFrame(rows), pd.DataFrame(runs)
 
 
@@ -54,9 +72,13 @@ def interval(values: pd.Series) -> tuple[float, float, int]:
 
 
 def cell(values: pd.Series, digits: int, signed: bool = False) -> str:
-    mean, half, _ = interval(values)
+    mean, half, n = interval(values)
     sign = "+" if signed else ""
-    return f"{mean:{sign}.{digits}f} ± {half:.{digits}f}"
+    return f"{mean:{sign}.{digits}f}" + (f" ± {half:.{digits}f}" if n > 1 else "")
+
+
+def row(title: str, acc: int, method: str, cells: list[str]) -> str:
+    return f"| {title} | {acc}x | {'10 steps' if method == 'tta' else 'none'} | " + " | ".join(cells) + " |"
 
 
 def table(long: pd.DataFrame, metric: str, digits: int) -> list[str]:
@@ -66,26 +88,29 @@ def table(long: pd.DataFrame, metric: str, digits: int) -> list[str]:
     for split, title in SPLITS.items():
         for acc in sorted(long.acc.unique()):
             for method in ("plain", "tta"):
-                sel = long[(long.split == split) & (long.acc == acc) & (long.method == method)]
+                sel = long[(long.split == split) & (long.acc == acc)]
+                reference = sel[sel.variant == REFERENCE]
+                sel = pd.concat([reference, sel[(sel.method == method) & (sel.variant != REFERENCE)]])
                 if sel.empty:
                     continue
                 cells = [cell(sel[sel.variant == v][metric], digits) for v in variants]
-                lines.append(f"| {title} | {acc}x | {'10 steps' if method == 'tta' else 'none'} | " + " | ".join(cells) + " |")  # fmt: skip
+                lines.append(row(title, acc, method, cells))
     return lines
 
 
 def paired(long: pd.DataFrame, metric: str, digits: int) -> list[str]:
     """Per-seed differences against ``pretrained`` (same seed), mean ± 95% half-width."""
+    long = long[long.variant != REFERENCE]
     wide = long.pivot_table(index=["split", "acc", "method", "seed"], columns="variant", values=metric)
     others = [v for v in ORDER if v in wide.columns and v != "pretrained"]
     lines = ["| split | acc | adaptation | " + " | ".join(f"{v} − pretrained" for v in others) + " |",
              "|" + "---|" * (3 + len(others))]  # fmt: skip
     if "pretrained" not in wide.columns:
         return []
-    for (split, acc, method), group in wide.groupby(level=["split", "acc", "method"]):
+    groups = dict(list(wide.groupby(level=["split", "acc", "method"])))
+    for (split, acc, method), group in sorted(groups.items(), key=lambda kv: list(SPLITS).index(kv[0][0])):
         cells = [cell(group[v] - group["pretrained"], digits, signed=True) for v in others]
-        title = SPLITS[split]
-        lines.append(f"| {title} | {acc}x | {'10 steps' if method == 'tta' else 'none'} | " + " | ".join(cells) + " |")  # fmt: skip
+        lines.append(row(SPLITS[split], acc, method, cells))
     return lines
 
 
@@ -97,15 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     long, runs = collect(args.roots)
     if long.empty:
         raise SystemExit("no evaluate outputs found under " + ", ".join(map(str, args.roots)))
-    seeds = sorted(long.seed.unique())
+    seeds = sorted(s for s in long.seed.unique() if s >= 0)
+    sizes = long.groupby("split")[["volumes", "slices"]].max()
+    scored = "; ".join(f"{SPLITS[k]} {r.volumes} volumes, {r.slices} slices" for k, r in sizes.iterrows())
     out = ["# What language pretraining buys the codecs (issue 17)", "",
-           f"Mean over seeds {', '.join(map(str, seeds))} ± half-width of the 95% Student-t interval; "
-           "2 volumes x 4 slices per split.", ""]  # fmt: skip
+           f"Mean over seeds {', '.join(map(str, seeds))} ± half-width of the 95% Student-t interval "
+           f"(zero-filled: one value). Scored per acceleration: {scored}.", ""]  # fmt: skip
     if not runs.empty:
         steps = runs.groupby("variant")[["steps", "seconds"]].agg(["min", "max"])
         out += ["Training per run (steps, seconds: min–max over seeds):", ""]
         for variant, r in steps.iterrows():
-            out.append(f"- {variant}: {r[('steps', 'min')]}–{r[('steps', 'max')]} steps, "
+            out.append(f"- {variant}: {r[('steps', 'min')]:.0f}–{r[('steps', 'max')]:.0f} steps, "
                        f"{r[('seconds', 'min')]}–{r[('seconds', 'max')]} s")  # fmt: skip
         out.append("")
     for metric, digits in (("SSIM", 4), ("PSNR", 2)):

@@ -217,3 +217,18 @@ def test_volume_sampler_gives_every_volume_to_one_process(data32, world):
     assert sorted(v for part in owned[: min(world, VAL_VOLUMES)] for v in part) == sorted(set(names))
     for r in range(VAL_VOLUMES, world):  # spare processes mirror an owner's batches exactly
         assert list(samplers[r]) == list(samplers[r % VAL_VOLUMES])
+
+
+def test_fit_on_a_set_without_a_test_split_exports_the_codec_and_says_it_is_not_tested(data32, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "no-test"
+    for split in ("train", "val"):
+        shutil.copytree(data32 / split, data / split)
+    run = tmp_path / "run"
+    extra = ["--trainer.max_epochs=1", "--trainer.limit_val_batches=0"]
+    extra += ["--trainer.callbacks+=mrirecon.training.callbacks.ExportCodec", f"--trainer.callbacks.dirpath={run}"]
+    fit_main(["fit", *_args(tmp_path, data, extra)])
+    card = json.loads((run / "card.json").read_text())
+    assert card["training"]["steps"] == 2 and "test" not in card["metrics"]
+    assert f"no 'test' split under {data}: the codec is not tested" in capsys.readouterr().err

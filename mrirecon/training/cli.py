@@ -116,6 +116,14 @@ class ReconCLI(LightningCLI):
         export = next((cb for cb in self.trainer.callbacks if isinstance(cb, ExportCodec)), None)
         if self.trainer.interrupted or export is None:
             return
+        data = self.datamodule
+        if not (data.data_path / data.test_split).is_dir():  # e.g. a training set made without a test split
+            if self.trainer.is_global_zero:
+                print(
+                    f"note: no '{data.test_split}' split under {data.data_path}: the codec is not tested",
+                    file=sys.stderr,
+                )
+            return
         self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         test = self.model.last_metrics.get("test")
         if test:
