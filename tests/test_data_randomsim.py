@@ -81,6 +81,23 @@ def test_every_orientation_gives_a_head_with_brain_and_scalp(orientation):
     assert 0.1 < fg.mean() < 0.9  # a head in the field of view, air around it
 
 
+def test_object_blur_smooths_the_anatomy_by_the_drawn_width_and_is_off_by_default():
+    sharp_cfg = replace(TINY, orientations=("AX",), contrasts=("T1",))
+    draw = draw_physics(sharp_cfg, False, np.random.default_rng(0))
+    sharp, sharp_draw = randomsim.mni_slices(sharp_cfg, draw, np.random.default_rng(1))
+    blur_cfg = replace(sharp_cfg, object_fwhm_mm=(6.0, 8.0))
+    blurred, blur_draw = randomsim.mni_slices(blur_cfg, draw, np.random.default_rng(1))
+    assert sharp_draw.object_fwhm_mm == 0.0 and 6.0 <= blur_draw.object_fwhm_mm <= 8.0
+    # the same anatomy (same draws before the blur), with less energy at high spatial frequencies
+    high = lambda x: np.abs(np.fft.fftshift(np.fft.fft2(x), axes=(-2, -1)))[:, :4].sum()  # noqa: E731
+    assert high(blurred) < 0.5 * high(sharp)
+    assert blurred.sum() == pytest.approx(sharp.sum(), rel=0.05)  # blurring keeps the signal
+    # off by default: no random number is drawn for it, so the shipped presets' volumes are unchanged
+    assert SIM_PRESETS["random"].object_fwhm_mm == (0.0, 0.0) and SIM_PRESETS["random-resolution"].object_fwhm_mm[1] > 0
+    again, _ = randomsim.mni_slices(sharp_cfg, draw, np.random.default_rng(1))
+    np.testing.assert_array_equal(again, sharp)
+
+
 def test_contrasts_order_the_tissues():
     t = {k: np.zeros((1, 1, 5), np.float32) for k in ("gm", "wm", "csf", "skull", "scalp")}
     for i, k in enumerate(("gm", "wm", "csf", "skull", "scalp")):

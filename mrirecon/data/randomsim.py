@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from mrirecon.data import anatomy
 from mrirecon.data.sources import shift_anatomy
@@ -44,7 +45,9 @@ class SimConfig:
     within +-; ``slab`` slab centre within +- this fraction of the brain's half-extent along the normal;
     ``gap_mm`` slice spacing; ``contrasts`` drawn uniformly; ``bias`` max |log| of the bias field;
     ``skull_mm`` / ``scalp_mm`` band thickness; ``fov_mm`` target field of view along its longer side;
-    ``image_phase`` amplitude (rad) of the smooth image phase.
+    ``image_phase`` amplitude (rad) of the smooth image phase; ``object_fwhm_mm`` in-plane Gaussian blur of the
+    anatomy (FWHM, mm) before it is acquired: objects smoother than the template, as an anatomy of coarser
+    voxels is (off when the range is (0, 0), and then no random number is drawn for it).
     Acquisition: ``matrices`` drawn uniformly; ``coils`` count; ``coil_models`` drawn uniformly;
     ``coil_phase`` amplitude (rad) of each coil's smooth phase; ``noise_correlation`` max coil-pair
     correlation rho; ``noise_latent`` number of shared noise sources; ``snr`` (log-uniform): mean
@@ -76,6 +79,7 @@ class SimConfig:
     scalp_mm: tuple[float, float] = (3.0, 8.0)
     fov_mm: tuple[float, float] = (200.0, 250.0)
     image_phase: tuple[float, float] = (0.0, 3.0)
+    object_fwhm_mm: tuple[float, float] = (0.0, 0.0)
     matrices: tuple[Matrix, ...] = (
         (640, 320, 320, 320),  # fastMRI brain: 2x readout oversampling
         (640, 368, 320, 320),  # and phase-encode oversampling
@@ -128,6 +132,8 @@ class SimConfig:
 SIM_PRESETS: dict[str, SimConfig] = {
     # GPU training at fastMRI brain sizes (see the README for the command)
     "random": SimConfig(),
+    # the same, with anatomy blurred by 0-4 mm FWHM before it is acquired (objects of coarser resolution)
+    "random-resolution": SimConfig(object_fwhm_mm=(0.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
         slices=6,
@@ -173,6 +179,7 @@ class Draw:
     image_phase: float
     contrast: str = ""
     orientation: str = ""
+    object_fwhm_mm: float = 0.0
 
 
 def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -228,7 +235,13 @@ def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np
         float(rng.uniform(*cfg.scalp_mm)),
         rng,
     )
-    return image, replace(draw, contrast=contrast, orientation=orientation)
+    draw = replace(draw, contrast=contrast, orientation=orientation)
+    if cfg.object_fwhm_mm[1] > 0:
+        fwhm = float(rng.uniform(*cfg.object_fwhm_mm))
+        sigma_px = fwhm / (2 * np.sqrt(2 * np.log(2))) / draw.pixel_mm
+        image = ndimage.gaussian_filter(image, (0, sigma_px, sigma_px), mode="constant").astype(image.dtype)
+        draw = replace(draw, object_fwhm_mm=fwhm)
+    return image, draw
 
 
 def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
