@@ -1,12 +1,12 @@
 """Issue 17's MRI study table from the outputs of experiments/backbone_study.sh.
 
-    python experiments/backbone_study_table.py OUT_A OUT_B --out results/backbone_study/summary.md
+    python experiments/backbone_study_table.py OUT [OUT ...] --out results/backbone_study/summary.md
 
-Each OUT holds ``<variant>-s<seed>/`` folders with a codec card and ``test`` / ``physics`` / ``shift`` evaluate
-outputs whose methods are ``plain`` (no adaptation) and ``tta`` (10 adaptation steps). Per variant, split,
-acceleration and adaptation: mean over the seeds ± the half-width of a 95% Student-t interval of that mean.
-Differences against ``pretrained`` are paired by seed (same seed: same codec initialisation, data order and
-masks), so the interval is the one of the per-seed differences.
+Each OUT holds ``<variant>-s<seed>/`` folders with a codec card, and ``eval-<split>-<acc>/`` evaluate outputs
+whose methods are ``<variant>-s<seed>`` (no adaptation) and ``<variant>-s<seed>+tta`` (10 adaptation steps), with
+``zero-filled`` beside them. Per variant, split, acceleration and adaptation: mean over the seeds ± the half-width
+of a 95% Student-t interval of that mean. Differences against ``pretrained`` are paired by seed (same seed: same
+codec initialisation, data order and masks), so the interval is the one of the per-seed differences.
 """
 
 from __future__ import annotations
