@@ -241,3 +241,16 @@ def test_train_physics_shift_trains_on_the_target_physics_only_when_asked():
     assert np.array_equal(physics.kspace, build_random_volume("physics", 0, TINY, 0).kspace)
     with pytest.raises(ValueError, match="train_physics"):
         replace(TINY, train_physics="planar")
+
+
+def test_a_draw_below_zero_leaves_the_volume_sharp():
+    """(-4, 4): about half of the volumes keep the template's sharpness, the rest are blurred by up to 4 mm."""
+    cfg = replace(TINY, orientations=("AX",), contrasts=("T1",), object_fwhm_mm=(-4.0, 4.0))
+    widths = []
+    for seed in range(12):
+        draw = draw_physics(cfg, False, np.random.default_rng(seed))
+        _, drawn = randomsim.mni_slices(cfg, draw, np.random.default_rng(seed + 100))
+        widths.append(drawn.object_fwhm_mm)
+    assert all(0.0 <= w <= 4.0 for w in widths)
+    assert 2 <= sum(w == 0.0 for w in widths) <= 10
+    assert SIM_PRESETS["random-mixed-resolution"].object_fwhm_mm == (-4.0, 4.0)

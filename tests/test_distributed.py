@@ -232,3 +232,15 @@ def test_fit_on_a_set_without_a_test_split_exports_the_codec_and_says_it_is_not_
     card = json.loads((run / "card.json").read_text())
     assert card["training"]["steps"] == 2 and "test" not in card["metrics"]
     assert f"no 'test' split under {data}: the codec is not tested" in capsys.readouterr().err
+
+
+def test_test_tables_name_the_files_that_could_not_be_scored_and_do_not_crash(tmp_path, capsys):
+    """A test split whose files cannot be read (here: not HDF5) leaves a note per file and no table."""
+    from mrirecon.training.cli import print_test_tables
+
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    (test_dir / "broken.h5").write_bytes(b"not an HDF5 file")
+    print_test_tables(test_dir, Path("codecs/default"), [4], "equispaced_fraction", "cpu")
+    err = capsys.readouterr().err
+    assert "broken.h5" in err and "no per-acceleration test tables" in err

@@ -47,7 +47,8 @@ class SimConfig:
     ``skull_mm`` / ``scalp_mm`` band thickness; ``fov_mm`` target field of view along its longer side;
     ``image_phase`` amplitude (rad) of the smooth image phase; ``object_fwhm_mm`` in-plane Gaussian blur of the
     anatomy (FWHM, mm) before it is acquired: objects smoother than the template, as an anatomy of coarser
-    voxels is (off when the range is (0, 0), and then no random number is drawn for it).
+    voxels is (off when the range is (0, 0), and then no random number is drawn for it; a draw below 0 leaves
+    that volume sharp, so (-4, 4) blurs half of the volumes by 0-4 mm).
     Acquisition: ``matrices`` drawn uniformly; ``coils`` count; ``coil_models`` drawn uniformly;
     ``coil_phase`` amplitude (rad) of each coil's smooth phase; ``noise_correlation`` max coil-pair
     correlation rho; ``noise_latent`` number of shared noise sources; ``snr`` (log-uniform): mean
@@ -134,6 +135,8 @@ SIM_PRESETS: dict[str, SimConfig] = {
     "random": SimConfig(),
     # the same, with anatomy blurred by 0-4 mm FWHM before it is acquired (objects of coarser resolution)
     "random-resolution": SimConfig(object_fwhm_mm=(0.0, 4.0)),
+    # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's continuation (codecs/default.yaml)
+    "random-mixed-resolution": SimConfig(object_fwhm_mm=(-4.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
         slices=6,
@@ -237,10 +240,11 @@ def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np
     )
     draw = replace(draw, contrast=contrast, orientation=orientation)
     if cfg.object_fwhm_mm[1] > 0:
-        fwhm = float(rng.uniform(*cfg.object_fwhm_mm))
-        sigma_px = fwhm / (2 * np.sqrt(2 * np.log(2))) / draw.pixel_mm
-        image = ndimage.gaussian_filter(image, (0, sigma_px, sigma_px), mode="constant").astype(image.dtype)
-        draw = replace(draw, object_fwhm_mm=fwhm)
+        fwhm = max(0.0, float(rng.uniform(*cfg.object_fwhm_mm)))
+        if fwhm > 0:
+            sigma_px = fwhm / (2 * np.sqrt(2 * np.log(2))) / draw.pixel_mm
+            image = ndimage.gaussian_filter(image, (0, sigma_px, sigma_px), mode="constant").astype(image.dtype)
+            draw = replace(draw, object_fwhm_mm=fwhm)
     return image, draw
 
 

@@ -213,10 +213,18 @@ def print_test_tables(test_dir: Path, codec: Path, accelerations: list[int], mas
         mask_type = "equispaced_fraction"
     try:
         summary = evaluate(
-            test_dir, ["zero-filled", f"ours={codec}"], accelerations, mask_type=mask_type, device=device
+            test_dir,
+            ["zero-filled", f"ours={codec}"],
+            accelerations,
+            mask_type=mask_type,
+            device=device,
+            on_error=lambda msg: print(f"note: test table: {msg}", file=sys.stderr),
         )
     except UsageError as err:  # e.g. a test split of test-format files without their truth folder
         print(f"note: no per-acceleration test tables ({err})", file=sys.stderr)
+        return
+    if summary.empty:
+        print(f"note: no per-acceleration test tables (no file of {test_dir} could be scored)", file=sys.stderr)
         return
     print_tables(summary, header_line(summary, test_dir, None, device))
     Console().print(f"codec exported to {codec}")

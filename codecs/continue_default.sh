@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The last step of the shipped default (codecs/default), in one call of under 10 minutes on one GPU machine
+# (16 CPU cores): the codec made by codecs/train_default.sh and the 5-minute continuation of
+# experiments/tta_gap_train.sh (run `nossl`) is trained on at lr 5e-4 on `random-mixed-resolution` data: the
+# default's physics ranges, with half of the volumes' anatomy blurred by 0-4 mm FWHM before it is acquired
+# (objects of coarser resolution, as real scans of 2-4 mm voxels are). The exported codec (best validation
+# checkpoint, its own validation split) comes back packed in pieces of 15 MB: cat OUT/codec.tgz.* | tar xz
+# Usage: bash codecs/continue_default.sh OUT   (MINUTES: training budget, default 6; VOLUMES: training volumes, 64;
+#   TRAIN_PHYSICS=shift: the same continuation on data of the physics-shift ranges, the `oracle` of issue 16's
+#   shift gap, trained on the target physics)
+set -uo pipefail
+out=${1:?usage: continue_default.sh OUT}
+minutes=${MINUTES:-6}
+py=${PYTHON:-python3}
+mkdir -p "$out"
+start=$(date +%s)
+$py -m mrirecon.data.synth --preset random-mixed-resolution --out data/mixed --train-volumes "${VOLUMES:-64}" \
+  --val-volumes 4 --test-volumes 2 --shift-volumes 0 --physics-volumes 0 --slices 16 --workers 16 --quiet \
+  ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
+echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
+$py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path data/mixed \
+  --trainer.default_root_dir runs/continue --trainer.logger.init_args.save_dir runs/continue \
+  --model.init_codec codecs/default --model.lr 5e-4 \
+  --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
+  --data.num_workers 12 >"$out/train.log" 2>&1
+status=$?
+echo "trained: $(($(date +%s) - start)) s (exit $status)" | tee -a "$out/timing.txt"
+cp runs/continue/logs/version_0/metrics.csv "$out/" 2>/dev/null
+tar czf - -C runs/continue codec | split -b 15M - "$out/codec.tgz."
+exit $status
