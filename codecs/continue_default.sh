@@ -18,7 +18,8 @@ $py -m mrirecon.data.synth --preset random-mixed-resolution --out data/mixed --t
   --val-volumes 4 --test-volumes 2 --shift-volumes 0 --physics-volumes 0 --slices 16 --workers 16 --quiet \
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
-$py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path data/mixed \
+# the fit (and its closing test pass) gets at most 2.5 minutes beyond its budget, so the packing below always runs
+timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path data/mixed \
   --trainer.default_root_dir runs/continue --trainer.logger.init_args.save_dir runs/continue \
   --model.init_codec codecs/default --model.lr 5e-4 \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
