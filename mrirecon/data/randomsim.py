@@ -135,7 +135,7 @@ SIM_PRESETS: dict[str, SimConfig] = {
     "random": SimConfig(),
     # the same, with anatomy blurred by 0-4 mm FWHM before it is acquired (objects of coarser resolution)
     "random-resolution": SimConfig(object_fwhm_mm=(0.0, 4.0)),
-    # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's continuation (codecs/default.yaml)
+    # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's last leg (codecs/continue_default.sh)
     "random-mixed-resolution": SimConfig(object_fwhm_mm=(-4.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
