@@ -12,20 +12,21 @@ set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
 py=${PYTHON:-python3}
+name=continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}  # the oracle gets its own data and run folders
 mkdir -p "$out"
 start=$(date +%s)
-$py -m mrirecon.data.synth --preset random-mixed-resolution --out data/mixed --train-volumes "${VOLUMES:-64}" \
+$py -m mrirecon.data.synth --preset random-mixed-resolution --out "data/$name" --train-volumes "${VOLUMES:-64}" \
   --val-volumes 4 --test-volumes 2 --shift-volumes 0 --physics-volumes 0 --slices 16 --workers 16 --quiet \
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
 # the fit (and its closing test pass) gets at most 2.5 minutes beyond its budget, so the packing below always runs
-timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path data/mixed \
-  --trainer.default_root_dir runs/continue --trainer.logger.init_args.save_dir runs/continue \
+timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "data/$name" \
+  --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
   --model.init_codec codecs/default --model.lr 5e-4 \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
   --data.num_workers 12 >"$out/train.log" 2>&1
 status=$?
 echo "trained: $(($(date +%s) - start)) s (exit $status)" | tee -a "$out/timing.txt"
-cp runs/continue/logs/version_0/metrics.csv "$out/" 2>/dev/null
-tar czf - -C runs/continue codec | split -b 15M - "$out/codec.tgz."
+cp "runs/$name"/logs/version_*/metrics.csv "$out/" 2>/dev/null
+tar czf - -C "runs/$name" codec | split -b 15M - "$out/codec.tgz."
 exit $status
