@@ -1,6 +1,8 @@
 """The shift-gap study's tables (issue 16) from the evaluate outputs of experiments/tta_gap_eval.sh.
 
     python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
+    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR --chosen cascades --out ...  (RUN holds the
+        splits themselves, no ``select``: the adapters were chosen elsewhere)
 
 RUN holds one folder per codec (``ssl``, ``nossl``), each with ``select`` (target-physics validation
 volumes) and ``test`` / ``physics`` / ``shift`` evaluate outputs whose methods are ``none`` and one per
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SPLITS = {"test": "in distribution", "physics": "physics shift", "shift": "dipy anatomy"}
+SPLITS = {"test": "in distribution", "physics": "physics shift", "shift": "dipy anatomy", "dipy": "dipy anatomy"}
 
 
 def load(folder: Path) -> pd.DataFrame:
@@ -66,17 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path)
     parser.add_argument("--oracle", type=Path, required=True, help="evaluate output of the oracle on the physics split")
     parser.add_argument("--codec", default="ssl", help="the codec whose choice is shipped")
+    parser.add_argument("--chosen", help="the adapter method, when RUN holds the splits and no selection")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     oracle = load(args.oracle)
     out = ["# Per-scan adaptation and the shift gap", ""]
     codecs = sorted(p.name for p in args.run.iterdir() if (p / "select" / "summary.csv").is_file())
-    for codec in codecs:
-        root = args.run / codec
-        select = load(root / "select")
-        chosen = choose(select)
-        out += [f"## codec `{codec}`: adapters chosen on the validation volumes: `{chosen}`", ""]
-        out += ["### choice (target-physics validation volumes, not a test split)", "", *fmt_gain_table(gains(select))]
+    for codec in codecs or [None]:
+        root = args.run / codec if codec else args.run
+        if codec:
+            select = load(root / "select")
+            chosen = choose(select)
+            out += [f"## codec `{codec}`: adapters chosen on the validation volumes: `{chosen}`", ""]
+            out += ["### choice (target-physics validation volumes, not a test split)", ""]
+            out += fmt_gain_table(gains(select))
+        else:
+            chosen = args.chosen or parser.error("RUN has no codec folder with `select`: name the adapters, --chosen")
         for split, title in SPLITS.items():
             if not (root / split / "summary.csv").is_file():
                 continue

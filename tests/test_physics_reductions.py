@@ -7,6 +7,7 @@ import torch
 
 from mrirecon.codecs import ReconModel
 from mrirecon.physics import coil_basis, compress_coils, crop_readout, expand_coils
+from mrirecon.physics.coils import fix_column_phase
 
 
 def test_crop_readout_keeps_the_central_image_rows_exactly():
@@ -97,3 +98,16 @@ def test_reconstructor_cuts_the_readout_to_the_target_rows():
     mask[6:10] = True
     assert rec.reconstruct_kspace(k * mask, mask, 4, crop_height=24).shape == (2, 24, 16)
     assert rec.reconstruct_kspace(k * mask, mask, 4).shape == (2, 48, 16)
+
+
+def test_coil_basis_has_one_phase_whatever_the_eigensolver_returns():
+    """Eigenvectors come with an arbitrary unit phase per column (CPU and GPU solvers differ); the basis
+    must not: its first-coil row is real and non-negative, and any rotation of the columns maps back."""
+    torch.manual_seed(2)
+    basis = coil_basis(torch.randn(2, 5, 8, 8, 2), 3)
+    first = basis[:, 0, :]
+    assert first.imag.abs().max() == 0 and (first.real >= 0).all()
+    rotated = basis * torch.polar(torch.ones(2, 1, 3), torch.rand(2, 1, 3) * 6.28)
+    torch.testing.assert_close(fix_column_phase(rotated), basis, atol=1e-6, rtol=0)
+    zero_first = torch.cat([torch.zeros(1, 1, 2, dtype=basis.dtype), basis[:1, 1:, :2]], 1)
+    assert fix_column_phase(zero_first).abs().sum() == zero_first.abs().sum()  # no column lost
