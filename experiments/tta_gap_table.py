@@ -2,7 +2,7 @@
 
     python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
     python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR --chosen cascades --out ...  (RUN holds the
-        splits themselves, no ``select``: the adapters were chosen elsewhere)
+        splits themselves; without ``RUN/select`` the adapters were chosen elsewhere)
 
 RUN holds one folder per codec (``ssl``, ``nossl``), each with ``select`` (target-physics validation
 volumes) and ``test`` / ``physics`` / ``shift`` evaluate outputs whose methods are ``none`` and one per
@@ -76,14 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     codecs = sorted(p.name for p in args.run.iterdir() if (p / "select" / "summary.csv").is_file())
     for codec in codecs or [None]:
         root = args.run / codec if codec else args.run
-        if codec:
+        if (root / "select" / "summary.csv").is_file():
             select = load(root / "select")
             chosen = choose(select)
-            out += [f"## codec `{codec}`: adapters chosen on the validation volumes: `{chosen}`", ""]
+            out += [f"## codec `{codec or root.name}`: adapters chosen on the validation volumes: `{chosen}`", ""]
             out += ["### choice (target-physics validation volumes, not a test split)", ""]
             out += fmt_gain_table(gains(select))
         else:
-            chosen = args.chosen or parser.error("RUN has no codec folder with `select`: name the adapters, --chosen")
+            chosen = args.chosen or parser.error("RUN has no `select` results: name the adapters, --chosen")
         for split, title in SPLITS.items():
             if not (root / split / "summary.csv").is_file():
                 continue
