@@ -1,8 +1,8 @@
 """The shift-gap study's tables (issue 16) from the evaluate outputs of experiments/tta_gap_eval.sh.
 
     python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
-    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR --chosen cascades --out ...  (RUN holds the
-        splits themselves; without ``RUN/select`` the adapters were chosen elsewhere)
+    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--chosen cascades] --out ...  (one codec: RUN
+        holds its splits itself; without ``RUN/select``, --chosen names the adapters chosen elsewhere)
 
 RUN holds one folder per codec (``ssl``, ``nossl``), each with ``select`` (target-physics validation
 volumes) and ``test`` / ``physics`` / ``shift`` evaluate outputs whose methods are ``none`` and one per
