@@ -8,7 +8,8 @@
 # Usage: bash experiments/tta_gap_eval.sh OUT NAME=CODEC [NAME=CODEC ...]   (STEPS: adaptation steps, default 10;
 # the codecs run side by side on the one GPU; the speed bench uses the first)
 #   SWEEP=budget: instead of the adapter sets, `cascades` at 10 / 20 / 30 steps and two step sizes (the budget
-#   is chosen on the selection volumes too; the bench then times 10, 20 and 30 steps);
+#   is chosen on the selection volumes too; the bench then times 10, 20 and 30 steps). It does not fit in one
+#   10-minute call: on the H200 the three splits finished and the selection volumes did not;
 #   ORACLE=CODEC: also score that codec (trained on the target physics) on the physics split, OUT/oracle_physics
 set -uo pipefail
 out=${1:?usage: tta_gap_eval.sh OUT NAME=CODEC [NAME=CODEC ...]}
