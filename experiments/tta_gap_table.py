@@ -1,6 +1,6 @@
 """The shift-gap study's tables (issue 16) from the evaluate outputs of experiments/tta_gap_eval.sh.
 
-    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--codec ssl] --out results/tta_gap/summary.md
+    python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR --out results/tta_gap/summary.md
     python experiments/tta_gap_table.py RUN --oracle ORACLE_PHYSICS_DIR [--chosen cascades] --out ...  (one codec: RUN
         holds its splits itself; without ``RUN/select``, --chosen names the adapters chosen elsewhere)
 
@@ -67,7 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--oracle", type=Path, required=True, help="evaluate output of the oracle on the physics split")
-    parser.add_argument("--codec", default="ssl", help="the codec whose choice is shipped")
     parser.add_argument("--chosen", help="the adapter method, when RUN holds the splits and no selection")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
