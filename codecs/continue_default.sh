@@ -8,7 +8,9 @@
 # Usage: bash codecs/continue_default.sh OUT   (MINUTES: training budget, default 6; VOLUMES: training volumes, 64;
 #   TRAIN_PHYSICS=shift: the same continuation on data of the physics-shift ranges, the `oracle` of issue 16's
 #   shift gap, trained on the target physics; INIT: the codec to continue, default codecs/default: for the oracle
-#   give it the codec this leg started from, the previous default, so that both legs are of the same recipe)
+#   give it the codec this leg started from, the previous default, so that both legs are of the same recipe;
+#   PRESET: the simulator preset, default random-mixed-resolution; the fourth leg used random-coarse-voxels;
+#   SEED: the simulator seed, default 0)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
@@ -16,7 +18,7 @@ py=${PYTHON:-python3}
 name=continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}  # the oracle gets its own data and run folders
 mkdir -p "$out"
 start=$(date +%s)
-$py -m mrirecon.data.synth --preset random-mixed-resolution --out "data/$name" --train-volumes "${VOLUMES:-64}" \
+$py -m mrirecon.data.synth --preset "${PRESET:-random-mixed-resolution}" --seed "${SEED:-0}" --out "data/$name" --train-volumes "${VOLUMES:-64}" \
   --val-volumes 4 --test-volumes 2 --shift-volumes 0 --physics-volumes 0 --slices 16 --workers 16 --quiet \
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"

@@ -48,7 +48,13 @@ class SimConfig:
     ``image_phase`` amplitude (rad) of the smooth image phase; ``object_fwhm_mm`` in-plane Gaussian blur of the
     anatomy (FWHM, mm) before it is acquired: objects smoother than the template, as an anatomy of coarser
     voxels is (off when the range is (0, 0), and then no random number is drawn for it; a draw below 0 leaves
-    that volume sharp, so (-4, 4) blurs half of the volumes by 0-4 mm).
+    that volume sharp, so (-4, 4) blurs half of the volumes by 0-4 mm). ``source_voxel_mm``: the anatomy as a
+    source of coarser voxels would give it (the way a real 2-4 mm scan is made into a simulator's object):
+    averaged over square voxels of the drawn size, then interpolated linearly back onto the grid, which leaves
+    the creases of linear interpolation between voxel centres; a draw at or below the pixel size leaves the
+    volume as it is, and (0, 0) draws nothing. ``voxel_texture``: std of a multiplicative Gaussian texture on
+    those coarse voxels (a single subject's fine structure and its scan's own noise, which the template, an
+    average of many subjects, lacks; dipy's 2-4 mm slices are 2-3 times rougher than the template at their size).
     Acquisition: ``matrices`` drawn uniformly; ``coils`` count; ``coil_models`` drawn uniformly;
     ``coil_phase`` amplitude (rad) of each coil's smooth phase; ``noise_correlation`` max coil-pair
     correlation rho; ``noise_latent`` number of shared noise sources; ``snr`` (log-uniform): mean
@@ -81,6 +87,8 @@ class SimConfig:
     fov_mm: tuple[float, float] = (200.0, 250.0)
     image_phase: tuple[float, float] = (0.0, 3.0)
     object_fwhm_mm: tuple[float, float] = (0.0, 0.0)
+    source_voxel_mm: tuple[float, float] = (0.0, 0.0)
+    voxel_texture: tuple[float, float] = (0.0, 0.25)
     matrices: tuple[Matrix, ...] = (
         (640, 320, 320, 320),  # fastMRI brain: 2x readout oversampling
         (640, 368, 320, 320),  # and phase-encode oversampling
@@ -137,6 +145,8 @@ SIM_PRESETS: dict[str, SimConfig] = {
     "random-resolution": SimConfig(object_fwhm_mm=(0.0, 4.0)),
     # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's last leg (codecs/continue_default.sh)
     "random-mixed-resolution": SimConfig(object_fwhm_mm=(-4.0, 4.0)),
+    # and, independently, half of the volumes made from sources of 1-4 mm voxels (codecs/continue_default.sh)
+    "random-coarse-voxels": SimConfig(object_fwhm_mm=(-4.0, 4.0), source_voxel_mm=(-2.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
         slices=6,
@@ -183,6 +193,8 @@ class Draw:
     contrast: str = ""
     orientation: str = ""
     object_fwhm_mm: float = 0.0
+    source_voxel_mm: float = 0.0
+    voxel_texture: float = 0.0
 
 
 def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -245,7 +257,27 @@ def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np
             sigma_px = fwhm / (2 * np.sqrt(2 * np.log(2))) / draw.pixel_mm
             image = ndimage.gaussian_filter(image, (0, sigma_px, sigma_px), mode="constant").astype(image.dtype)
             draw = replace(draw, object_fwhm_mm=fwhm)
+    if cfg.source_voxel_mm[1] > 0:
+        voxel = float(rng.uniform(*cfg.source_voxel_mm))
+        if voxel > draw.pixel_mm:
+            texture = float(rng.uniform(*cfg.voxel_texture))
+            image = coarse_voxels(image, voxel / draw.pixel_mm, texture, rng)
+            draw = replace(draw, source_voxel_mm=voxel, voxel_texture=texture)
     return image, draw
+
+
+def coarse_voxels(image: np.ndarray, factor: float, texture: float, rng: np.random.Generator) -> np.ndarray:
+    """[S,H,W] -> [S,H,W]: averaged over square voxels of ``factor`` pixels, each scaled by 1 + ``texture`` x a
+    standard normal draw, then linearly interpolated back."""
+    S, H, W = image.shape
+    small = (max(2, round(H / factor)), max(2, round(W / factor)))
+    # a Gaussian of the box's standard deviation stands in for the voxel average (no aliasing on the way down)
+    sigma = factor / np.sqrt(12.0)
+    averaged = ndimage.gaussian_filter(image, (0, sigma, sigma), mode="constant")
+    coarse = ndimage.zoom(averaged, (1, small[0] / H, small[1] / W), order=1, grid_mode=True, mode="grid-constant")
+    coarse *= np.clip(1 + texture * rng.standard_normal(coarse.shape), 0, None).astype(coarse.dtype)
+    back = ndimage.zoom(coarse, (1, H / small[0], W / small[1]), order=1, grid_mode=True, mode="grid-constant")
+    return np.clip(back, 0, None).astype(image.dtype)
 
 
 def acquire(image: np.ndarray, draw: Draw, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
