@@ -9,7 +9,7 @@
 #   TRAIN_PHYSICS=shift: the same continuation on data of the physics-shift ranges, the `oracle` of issue 16's
 #   shift gap, trained on the target physics; INIT: the codec to continue, default codecs/default: for the oracle
 #   give it the codec this leg started from, the previous default, so that both legs are of the same recipe;
-#   PRESET: the simulator preset, default random-mixed-resolution; the fourth leg used random-coarse-voxels;
+#   PRESET: the simulator preset, default random-mixed-resolution; the fourth and fifth legs used random-coarse-voxels;
 #   SEED: the simulator seed, default 0)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}

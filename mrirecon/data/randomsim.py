@@ -143,9 +143,10 @@ SIM_PRESETS: dict[str, SimConfig] = {
     "random": SimConfig(),
     # the same, with anatomy blurred by 0-4 mm FWHM before it is acquired (objects of coarser resolution)
     "random-resolution": SimConfig(object_fwhm_mm=(0.0, 4.0)),
-    # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's last leg (codecs/continue_default.sh)
+    # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's third leg (codecs/continue_default.sh)
     "random-mixed-resolution": SimConfig(object_fwhm_mm=(-4.0, 4.0)),
-    # and, independently, half of the volumes made from sources of 1-4 mm voxels (codecs/continue_default.sh)
+    # and, independently, about half of the volumes made from sources of coarser voxels, up to 4 mm (the default's
+    # fourth and fifth legs, codecs/continue_default.sh)
     "random-coarse-voxels": SimConfig(object_fwhm_mm=(-4.0, 4.0), source_voxel_mm=(-2.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
@@ -269,7 +270,7 @@ def mni_slices(cfg: SimConfig, draw: Draw, rng: np.random.Generator) -> tuple[np
 def coarse_voxels(image: np.ndarray, factor: float, texture: float, rng: np.random.Generator) -> np.ndarray:
     """[S,H,W] -> [S,H,W]: averaged over square voxels of ``factor`` pixels, each scaled by 1 + ``texture`` x a
     standard normal draw, then linearly interpolated back."""
-    S, H, W = image.shape
+    _, H, W = image.shape
     small = (max(2, round(H / factor)), max(2, round(W / factor)))
     # a Gaussian of the box's standard deviation stands in for the voxel average (no aliasing on the way down)
     sigma = factor / np.sqrt(12.0)
