@@ -146,7 +146,7 @@ SIM_PRESETS: dict[str, SimConfig] = {
     # half of the volumes sharp, half blurred by 0-4 mm: the shipped default's third leg (codecs/continue_default.sh)
     "random-mixed-resolution": SimConfig(object_fwhm_mm=(-4.0, 4.0)),
     # and, independently, about half of the volumes made from sources of coarser voxels, up to 4 mm (the default's
-    # fourth and fifth legs, codecs/continue_default.sh)
+    # fourth to eighth legs, codecs/continue_default.sh)
     "random-coarse-voxels": SimConfig(object_fwhm_mm=(-4.0, 4.0), source_voxel_mm=(-2.0, 4.0)),
     # CPU: `make fit`-sized, seconds to build
     "random-small": SimConfig(
