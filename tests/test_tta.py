@@ -85,6 +85,22 @@ def test_adaptation_lowers_the_held_out_error_and_writes_no_weight(params):
         assert not torch.equal(adapter(net, kspace, m, 8), net(kspace, m, 8))  # the image moved
 
 
+def test_the_input_line_term_is_off_by_default_and_changes_the_adaptation_when_asked_for():
+    assert TTAConfig().input_weight == 0.0
+    kspace, mask = _scan()
+
+    def adapted_state(input_weight: float) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        net = ReconModel(**SMALL)
+        cfg = TTAConfig(steps=2, params="heads", weight_lr=3e-3, patience=2, input_weight=input_weight)
+        adapter, _ = adapt(net, kspace, mask, 8, cfg)
+        return {} if adapter is None else adapter.state_dict()
+
+    plain, with_inputs = adapted_state(0.0), adapted_state(5.0)
+    assert plain and with_inputs
+    assert any(not torch.equal(plain[k], with_inputs[k]) for k in plain)
+
+
 def test_guardrail_returns_the_unadapted_network_when_the_held_out_error_rises():
     torch.manual_seed(0)
     net = ReconModel(**SMALL)
