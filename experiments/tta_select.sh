@@ -6,7 +6,8 @@
 # weights can grow to copy their noise into the image. Settings, each 10 Adam steps of `cascades`:
 #   none (no adaptation), shipped (the current settings), iw0 (no input-line term), lr3e-5 (a third of the step
 #   size), iw0-lr3e-5 (both), heads (only the cascades' last layers and data-consistency weights).
-# Usage: bash experiments/tta_select.sh OUT [CODEC]   (default codecs/default; PYTHON, DEVICE: default cuda)
+# Usage: bash experiments/tta_select.sh OUT [CODEC]   (default codecs/default; PYTHON, DEVICE: default cuda;
+#   SWEEP=budget: instead, 20 steps of the present defaults (input_weight 0, weight_lr 3e-5) against none)
 set -uo pipefail
 out=${1:?usage: tta_select.sh OUT [CODEC]}
 codec=${2:-codecs/default}
@@ -22,6 +23,9 @@ T="$codec:tta_steps=10"
 methods=(--method "none=$codec" --method "shipped=$T" --method "iw0=$T,tta_input_weight=0"
   --method "lr3e-5=$T,tta_weight_lr=3e-5" --method "iw0-lr3e-5=$T,tta_input_weight=0,tta_weight_lr=3e-5"
   --method "heads=$T,tta_params=heads")
+if [ "${SWEEP:-}" = budget ]; then  # more steps at the present defaults; patience grows with the steps
+  methods=(--method "none=$codec" --method "s20=$codec:tta_steps=20,tta_patience=10")
+fi
 for set in physics:data/select_physics/physics_test_format:data/select_physics/physics_truth \
   random:data/select_random/test_format:data/select_random/test_truth \
   coarse:data/select_random-coarse-voxels/test_format:data/select_random-coarse-voxels/test_truth; do
