@@ -230,7 +230,9 @@ def adapt(
         pred = predict(adapted, slices, inp)
         n = len(slices)
         held = heldout_error(pred, kspace[slices], loss_lines.expand(n, -1)).mean()
-        loss = held + cfg.input_weight * heldout_error(pred, kspace[slices], inp.expand(n, -1)).mean()
+        loss = held
+        if cfg.input_weight:  # off by default; no k-space pass over the input lines then
+            loss = loss + cfg.input_weight * heldout_error(pred, kspace[slices], inp.expand(n, -1)).mean()
         grads = torch.autograd.grad(loss, trained)  # only the adapters: no weight gets a gradient
         for p, g in zip(trained, grads, strict=True):
             p.grad = g
