@@ -10,7 +10,9 @@
 #   shift gap, trained on the target physics; INIT: the codec to continue, default codecs/default: for the oracle
 #   give it the codec this leg started from, the previous default, so that both legs are of the same recipe;
 #   PRESET: the simulator preset, default random-mixed-resolution; the fourth to eighth legs used random-coarse-voxels;
-#   SEED: the simulator seed, default 0; LR: the peak learning rate, default 5e-4; BATCH: slices per step, default 2)
+#   SEED: the simulator seed, default 0; LR: the peak learning rate, default 5e-4; BATCH: slices per step, default 2;
+#   CASCADES: grow INIT's decoder to this many refinement cascades first, the new ones copies of its last ones,
+#   python -m mrirecon.codecs.grow)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
@@ -22,10 +24,15 @@ $py -m mrirecon.data.synth --preset "${PRESET:-random-mixed-resolution}" --seed 
   --val-volumes 4 --test-volumes 2 --shift-volumes 0 --physics-volumes 0 --slices 16 --workers 16 --quiet \
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
+init=${INIT:-codecs/default}
+if [ -n "${CASCADES:-}" ]; then
+  $py -m mrirecon.codecs.grow "$init" "runs/$name/grown" --cascades "$CASCADES" || exit 2
+  init=runs/$name/grown
+fi
 # the fit (and its closing test pass) gets at most 2.5 minutes beyond its budget, so the packing below always runs
 timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "data/$name" \
   --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
-  --model.init_codec "${INIT:-codecs/default}" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
+  --model.init_codec "$init" ${CASCADES:+--model.net.init_args.num_cascades "$CASCADES"} --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
   --data.num_workers 12 >"$out/train.log" 2>&1
 status=$?

@@ -321,3 +321,27 @@ def test_centre_sensitivity_model_equals_fastmri_per_sample():
         expected = torch.cat([ref(kspace[i : i + 1], mask[i : i + 1], int(widths[i])) for i in range(3)])
         assert torch.allclose(ours(kspace, mask, widths), expected, atol=1e-6)
         assert torch.allclose(ours(kspace, mask, None), ref(kspace, mask, None), atol=1e-6)
+
+
+def test_grow_cascades_copies_the_last_ones_and_refuses_shrinking(tmp_path, capsys):
+    from mrirecon.codecs.grow import main as grow_main
+
+    args = {**SMALL, "num_cascades": 2, "patch_size": 8}
+    net = ReconModel(**args)
+    save_codec(tmp_path / "c", net, {"class_path": "mrirecon.codecs.ReconModel", "init_args": args}, metrics={"x": 1})
+    assert grow_main([str(tmp_path / "c"), str(tmp_path / "g"), "--cascades", "3"]) == 0
+    grown, card = load_codec(tmp_path / "g")
+    assert card["net"]["init_args"]["num_cascades"] == 3 and card["metrics"] == {"x": 1}
+    assert card["grown_from"]["num_cascades"] == 2 and card["grown_from"]["copied"] == "1-1"
+    old, new = net.decoder.cascades, grown.decoder.cascades
+    for i, j in [(0, 0), (1, 1), (1, 2)]:  # the new third cascade starts as a copy of the second
+        for (name, a), b in zip(old[i].state_dict().items(), new[j].state_dict().values(), strict=True):
+            assert torch.equal(a, b), name
+    assert new[2].dc_weight.data_ptr() != new[1].dc_weight.data_ptr()  # copies, not shared tensors
+    k, mask = _batch()
+    with torch.no_grad():
+        assert torch.isfinite(grown(k, mask, 8)).all()
+    for cascades in ("2", "5"):
+        with pytest.raises(SystemExit) as exit_:
+            grow_main([str(tmp_path / "c"), str(tmp_path / f"bad{cascades}"), "--cascades", cascades])
+        assert exit_.value.code == 2 and "has 2 cascades" in capsys.readouterr().err
