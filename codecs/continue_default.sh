@@ -29,10 +29,12 @@ if [ -n "${CASCADES:-}" ]; then
   $py -m mrirecon.codecs.grow "$init" "runs/$name/grown" --cascades "$CASCADES" || exit 2
   init=runs/$name/grown
 fi
+# the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
+cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
 # the fit (and its closing test pass) gets at most 2.5 minutes beyond its budget, so the packing below always runs
 timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "data/$name" \
   --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
-  --model.init_codec "$init" ${CASCADES:+--model.net.init_args.num_cascades "$CASCADES"} --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
+  --model.init_codec "$init" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
   --data.num_workers 12 >"$out/train.log" 2>&1
 status=$?
