@@ -31,7 +31,8 @@ if [ -n "${CASCADES:-}" ]; then
 fi
 # the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
 cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
-# the fit (and its closing test pass) gets at most 2.5 minutes beyond its budget, so the packing below always runs
+# the fit (and its closing test pass and table) gets at most 2.5 minutes beyond its budget, so the packing below always
+# runs; with 12 cascades the closing table is cut off there (exit 124), after the codec was exported and tested
 timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "data/$name" \
   --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
   --model.init_codec "$init" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
