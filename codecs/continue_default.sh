@@ -12,12 +12,23 @@
 #   PRESET: the simulator preset, default random-mixed-resolution; the fourth to eighth legs used random-coarse-voxels;
 #   SEED: the simulator seed, default 0; LR: the peak learning rate, default 5e-4; BATCH: slices per step, default 2;
 #   CASCADES: grow INIT's decoder to this many refinement cascades first, the new ones copies of its last ones,
-#   python -m mrirecon.codecs.grow)
+#   python -m mrirecon.codecs.grow; NET=varnet: the same leg for the E2E-VarNet of codecs/varnet_default.yaml, which
+#   then needs INIT, a VarNet codec, or INIT=none to start from random weights: how the VarNet is brought to the
+#   default's training budget, leg by leg; FIT_ARGS: more arguments of the fit, e.g. --trainer.accelerator cpu)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
 py=${PYTHON:-python3}
-name=continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}  # the oracle gets its own data and run folders
+name=continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}${NET:+-$NET}  # the oracle and the VarNet get their own folders
+case ${NET:-} in
+  '') overlay=() ;;
+  varnet) overlay=(--config codecs/varnet_default.yaml) ;;
+  *) echo "NET=$NET: only varnet (or nothing, our codec)" >&2; exit 2 ;;
+esac
+if [ -n "${NET:-}" ] && [ -z "${INIT:-}" ]; then
+  echo "NET=$NET needs INIT: a codec of that network, or none" >&2
+  exit 2
+fi
 mkdir -p "$out"
 start=$(date +%s)
 $py -m mrirecon.data.synth --preset "${PRESET:-random-mixed-resolution}" --seed "${SEED:-0}" --out "data/$name" --train-volumes "${VOLUMES:-64}" \
@@ -25,19 +36,25 @@ $py -m mrirecon.data.synth --preset "${PRESET:-random-mixed-resolution}" --seed 
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
 init=${INIT:-codecs/default}
-if [ -n "${CASCADES:-}" ]; then
+if [ "$init" = none ]; then
+  from=()
+  cascades=${CASCADES:-8}
+elif [ -n "${CASCADES:-}" ]; then
   $py -m mrirecon.codecs.grow "$init" "runs/$name/grown" --cascades "$CASCADES" || exit 2
   init=runs/$name/grown
 fi
-# the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
-cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
+if [ "$init" != none ]; then
+  from=(--model.init_codec "$init")
+  # the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
+  cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
+fi
 # the fit (and its closing test pass and table) gets at most 2.5 minutes beyond its budget, so the packing below always
 # runs; with 12 cascades the closing table is cut off there (exit 124), after the codec was exported and tested
-timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml --data.data_path "data/$name" \
-  --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
-  --model.init_codec "$init" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
+timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml "${overlay[@]}" \
+  --data.data_path "data/$name" --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
+  "${from[@]}" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
-  --data.num_workers 12 >"$out/train.log" 2>&1
+  --data.num_workers 12 ${FIT_ARGS:-} >"$out/train.log" 2>&1
 status=$?
 echo "trained: $(($(date +%s) - start)) s (exit $status)" | tee -a "$out/timing.txt"
 cp "runs/$name"/logs/version_*/metrics.csv "$out/" 2>/dev/null

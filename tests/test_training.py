@@ -13,8 +13,9 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mrirecon.baselines import UNetBaseline
+from mrirecon.baselines import UNetBaseline, VarNetBaseline
 from mrirecon.training.callbacks import ExportCodec
+from mrirecon.training.cli import TABLE_LABELS
 from mrirecon.training.module import ReconModule
 from mrirecon.training.schedule import warmup_cosine, warmup_cosine_by_time
 
@@ -123,6 +124,11 @@ def test_fit_command_adds_the_best_checkpoint_an_export_reads():
     assert no_export.callbacks == []
     with pytest.raises(SystemExit, match="enable_checkpointing"):
         add_best_checkpoint(Namespace(callbacks=[export], enable_checkpointing=False))
+
+
+def test_closing_table_names_each_learned_baseline_by_its_class():
+    # a trained E2E-VarNet or U-Net must not be printed as `ours`: the labels follow the classes' names
+    assert {VarNetBaseline.__name__: "e2e-varnet", UNetBaseline.__name__: "unet"} == TABLE_LABELS
 
 
 # (recipe chain, run folder): the commands of the Makefile, codecs/train_default.sh and results/reproduce_cpu.py
