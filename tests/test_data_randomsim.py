@@ -229,6 +229,26 @@ def test_cli_overrides_and_rejects_bad_counts(tmp_path, capsys):
     assert torch.get_num_threads() >= 1
 
 
+def test_full_shift_splits_are_the_volumes_of_the_test_format_files(tmp_path):
+    from mrirecon.data import read_target, read_volume
+
+    out = tmp_path / "full"
+    assert main(["--out", str(out), "--preset", "random-tiny", "--train-volumes", "0", "--val-volumes", "0",
+                 "--test-volumes", "0", "--shift-volumes", "1", "--physics-volumes", "1", "--slices", "1",
+                 "--full-shift-splits", "--quiet"]) == 0  # fmt: skip
+    for split, name in (("shift", "synth_shift_000"), ("physics", "synth_physics_000")):
+        full = read_volume(out / split / f"{name}.h5")
+        masked = read_volume(out / f"{split}_test_format" / f"{name}_acc4.h5")
+        truth, _ = read_target(out / f"{split}_truth" / f"{name}_acc4.h5")
+        np.testing.assert_array_equal(full.target, truth)
+        np.testing.assert_array_equal(full.kspace * masked.mask[None, None, None, :], masked.kspace)
+    without = tmp_path / "plain"
+    assert main(["--out", str(without), "--preset", "random-tiny", "--train-volumes", "0", "--val-volumes", "0",
+                 "--test-volumes", "0", "--shift-volumes", "1", "--physics-volumes", "0", "--slices", "1",
+                 "--quiet"]) == 0  # fmt: skip
+    assert not (without / "shift").exists()
+
+
 def test_train_physics_shift_trains_on_the_target_physics_only_when_asked():
     cfg = replace(TINY, train_physics="shift")
     for split in ("train", "val", "test"):

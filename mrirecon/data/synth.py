@@ -14,6 +14,7 @@ Layout under ``root``::
     shift_truth/               its ground truth
     physics_test_format/       (``random*`` presets) coil model, noise and matrix outside the training ranges
     physics_truth/             its ground truth
+    shift/ physics/            (``--full-shift-splits`` only) those splits fully sampled, for the harness's other masks
 
 The presets ``small``/``full``/``tiny`` are the original simulator (:mod:`mrirecon.data.presets`); ``random``,
 ``random-small`` and ``random-tiny`` are the physics-randomised one (:mod:`mrirecon.data.randomsim`).
@@ -192,14 +193,19 @@ TEST_DIRS = {
 }
 
 
-def _write_volume(root: Path, split: str, i: int, cfg: Preset | SimConfig, seed: int) -> None:
+FULL_SPLITS = ("train", "val", "test")
+
+
+def _write_volume(
+    root: Path, split: str, i: int, cfg: Preset | SimConfig, seed: int, full_splits: tuple[str, ...] = FULL_SPLITS
+) -> None:
     if isinstance(cfg, SimConfig):
         vol = build_random_volume(split, i, cfg, seed)
         accelerations = cfg.test_accelerations
     else:
         vol = build_volume(split, i, cfg, seed, load_mni(), load_shift_sources() if split == "shift" else None)
         accelerations = (4, 8)
-    if split in ("train", "val", "test"):
+    if split in full_splits:
         write_full(root / split / f"{vol.name}.h5", vol)
     targets = TEST_DIRS
     if split in targets:
@@ -221,9 +227,11 @@ def generate_dataset(
     progress: bool = True,
     workers: int = 1,
     name: str | None = None,
+    full_splits: tuple[str, ...] = FULL_SPLITS,
 ) -> Path:
     """Write the whole simulated dataset under ``root`` (existing files of the same names are replaced).
-    Volumes are independent and seeded, so ``workers`` > 1 builds them in parallel with the same result."""
+    Volumes are independent and seeded, so ``workers`` > 1 builds them in parallel with the same result.
+    ``full_splits``: the splits also written fully sampled (``split/``)."""
     root = Path(root)
     cfg = get_preset(preset) if isinstance(preset, str) else preset
     name = name or (preset if isinstance(preset, str) else "custom")
@@ -236,12 +244,12 @@ def generate_dataset(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
-            for future in [pool.submit(_write_volume, root, split, i, cfg, seed) for split, i in jobs]:
+            for future in [pool.submit(_write_volume, root, split, i, cfg, seed, full_splits) for split, i in jobs]:
                 future.result()
                 bar.update()
     else:
         for split, i in jobs:
-            _write_volume(root, split, i, cfg, seed)
+            _write_volume(root, split, i, cfg, seed, full_splits)
             bar.update()
     bar.close()
     marker = {"format_version": FORMAT_VERSION, "preset": name, "seed": seed, **asdict(cfg)}
@@ -250,7 +258,7 @@ def generate_dataset(
     return root
 
 
-SPLIT_DIRS = ("train", "val", "test", *(d for pair in TEST_DIRS.values() for d in pair))
+SPLIT_DIRS = (*FULL_SPLITS, "shift", "physics", *(d for pair in TEST_DIRS.values() for d in pair))
 
 
 def is_complete(root: str | os.PathLike) -> bool:
@@ -296,6 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("default", "shift"),
         help="random* presets: 'shift' draws train/val/test from the physics-shift ranges (the shift gap's reference)",
     )
+    parser.add_argument(
+        "--full-shift-splits",
+        action="store_true",
+        help="also write the shift and physics splits fully sampled (shift/, physics/: the same volumes), so that "
+        "the evaluation harness can undersample them with other masks (--mask-type)",
+    )
     args = parser.parse_args(argv)
     preset: str | Preset | SimConfig = "full" if args.full else args.preset
     overrides = {f"n_{s}": getattr(args, f"{s}_volumes") for s in ("train", "val", "test", "shift", "physics")}
@@ -319,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         (root / MARKER).unlink()
     t0 = time.perf_counter()
     name = args.preset if not args.full else "full"
-    generate_dataset(root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers, name=name)
+    full = FULL_SPLITS + (("shift", "physics") if args.full_shift_splits else ())
+    generate_dataset(
+        root, preset=preset, seed=args.seed, progress=not args.quiet, workers=args.workers, name=name, full_splits=full
+    )
     n = sum(1 for _ in root.glob("*/*.h5"))
     print(f"wrote {n} files under {root} in {time.perf_counter() - t0:.1f} s (preset {name}, seed {args.seed})")
     return 0
