@@ -14,6 +14,7 @@ import torch
 
 from mrirecon.codecs import ReconModel, build_backbone
 from mrirecon.codecs.checkpoint import load_codec, save_codec
+from mrirecon.physics import rss
 from mrirecon.reconstruct import main as reconstruct_main
 from mrirecon.training.cli import main as fit_main
 
@@ -48,6 +49,27 @@ def test_data_consistency_keeps_measured_lines_before_cascades():
     assert torch.allclose(x1, enc.image * enc.scale, atol=1e-9)
     out = net(k, mask, 8)
     assert out.shape == (2, 48, 40)
+
+
+def test_final_solve_keeps_the_measured_lines_of_every_physical_coil():
+    """With the final solve the output k-space holds the measured samples of all coils, also when the network
+    ran on fewer virtual coils; without it the measured lines differ (soft data consistency)."""
+    k, mask = _batch(C=5)
+    torch.manual_seed(0)
+    plain = ReconModel(patch_size=8, virtual_coils=3, **SMALL)
+    solved = ReconModel(patch_size=8, virtual_coils=3, final_solve_iterations=4, **SMALL)
+    solved.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        out = solved(k, mask, 8, return_kspace=True)
+        before = plain(k, mask, 8, return_kspace=True)
+        image = solved(k, mask, 8)
+    m = mask.expand_as(out)
+    assert out.shape == k.shape and torch.equal(out[m], k[m])
+    assert not torch.allclose(before[m], k[m])
+    torch.testing.assert_close(image, rss(out, coil_dim=1))
+    assert not torch.allclose(image, plain(k, mask, 8))
+    with pytest.raises(ValueError, match="final_solve"):
+        ReconModel(final_solve_iterations=2, final_solve_weight=0.0, **SMALL)
 
 
 def test_trigger_mode_reaches_the_backbone():

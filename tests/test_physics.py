@@ -69,6 +69,34 @@ def test_rss_torch_and_numpy_agree_and_crop():
     np.testing.assert_allclose(physics.zero_filled_rss_np(kn, (8, 6)), ref.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def _normal_equation_residual(x, measured, sens, mask, prior, weight):
+    """||(A^H A + w) x - (A^H y + w p)|| / ||A^H y + w p|| per sample."""
+    lhs = physics.adjoint_op(physics.forward_op(x, sens, mask), sens, mask) + weight * x
+    rhs = physics.adjoint_op(measured, sens, mask) + weight * prior
+    return (lhs - rhs).flatten(1).norm(dim=1) / rhs.flatten(1).norm(dim=1)
+
+
+def test_sense_toward_prior_solves_its_normal_equations():
+    B, C, H, W = 2, 4, 10, 8
+    sens, prior = cplx(B, C, H, W, seed=7), cplx(B, 1, H, W, seed=8)
+    mask = torch.zeros(B, 1, 1, W, 1, dtype=torch.bool)
+    mask[..., ::2, :] = True
+    measured = torch.where(mask, cplx(B, C, H, W, seed=9), 0.0)
+    for weight in (0.05, 1.0):
+        start = _normal_equation_residual(prior, measured, sens, mask, prior, weight)
+        few = physics.sense_toward_prior(measured, sens, mask, prior, weight, iterations=3)
+        many = physics.sense_toward_prior(measured, sens, mask, prior, weight, iterations=200)
+        assert (_normal_equation_residual(few, measured, sens, mask, prior, weight) < start).all()
+        assert (_normal_equation_residual(many, measured, sens, mask, prior, weight) < 1e-8).all()
+    # no iterations: the prior; a strong pull: nearly the prior; a sample without data stays finite (its prior)
+    torch.testing.assert_close(physics.sense_toward_prior(measured, sens, mask, prior, 1.0, 0), prior)
+    strong = physics.sense_toward_prior(measured, sens, mask, prior, 1e8, 10)
+    torch.testing.assert_close(strong, prior, rtol=1e-6, atol=1e-6)
+    empty = torch.zeros_like(measured)
+    zero = physics.sense_toward_prior(empty, sens, mask, torch.zeros_like(prior), 0.1, 5)
+    assert torch.equal(zero, torch.zeros_like(prior))
+
+
 def test_mask_functions_and_partial_fourier():
     func = physics.make_mask_func("equispaced_fraction", [4], [0.08])
     mask, nlf = physics.sample_mask(func, 320, seed=(1, 2))

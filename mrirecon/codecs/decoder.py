@@ -3,7 +3,7 @@
 hidden [B,N,D] -> LayerNorm -> token_dim -> per-token transposed patch projection -> [B,F,H,W]
 -> conv head on [features, x0] -> complex residual; x1 = x0 + residual (back to scanner scale)
 -> coil k-space through S, measured lines put back (hard data consistency)
--> a few refinement cascades (fastmri's VarNetBlock: soft DC + NormUnet) -> RSS magnitude [B,H,W]
+-> a few refinement cascades (fastmri's VarNetBlock: soft DC + NormUnet) -> coil k-space [B,C,H,W,2]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from fastmri.models.varnet import NormUnet
 from torch import Tensor, nn
 
-from mrirecon.physics import data_consistency, rss, sens_expand
+from mrirecon.physics import data_consistency, sens_expand
 
 from .encoder import Encoded
 from .graph_safe import CascadeBlock, graph_safe
@@ -66,14 +66,10 @@ class ImageDecoder(nn.Module):
         residual = self.head(torch.cat([feats, x0.to(feats.dtype)], dim=1)).float()
         return ((x0 + residual).permute(0, 2, 3, 1) * enc.scale[:, 0]).unsqueeze(1)
 
-    def forward(
-        self, hidden: Tensor, enc: Encoded, masked_kspace: Tensor, mask: Tensor, return_kspace: bool = False
-    ) -> Tensor:
-        """-> RSS magnitude [B,H,W], or with ``return_kspace`` the final coil k-space [B,C,H,W,2]."""
+    def forward(self, hidden: Tensor, enc: Encoded, masked_kspace: Tensor, mask: Tensor) -> Tensor:
+        """-> the final coil k-space [B,C,H,W,2] (the coils of ``masked_kspace``)."""
         x1 = self.image(hidden, enc)
         kspace = data_consistency(sens_expand(x1, enc.sens_maps), masked_kspace, mask)
         for block in self.cascades:
             kspace = block(kspace, masked_kspace, mask, enc.sens_maps)
-        if return_kspace:
-            return kspace
-        return rss(kspace, coil_dim=1)
+        return kspace

@@ -9,6 +9,7 @@ Forward operator of a scan with coil maps S and column mask M:  A x = M F (S x);
 - :mod:`.fft`: centred FFTs (torch and numpy), the exact readout crop;
 - :mod:`.coils`: coil expand / reduce, coil compression;
 - :mod:`.consistency`: A, A^H, hard and soft data consistency;
+- :mod:`.solve`: a SENSE solve pulled toward a prior image (conjugate gradients);
 - :mod:`.combine`: root-sum-of-squares, fastMRI's zero-filled / target image;
 - :mod:`.masks`: sampling masks (fastMRI's mask functions, mixed training masks, per-file evaluation masks);
 - :mod:`.noise`: white and coil-correlated k-space noise, random noise covariances;
@@ -34,6 +35,7 @@ from .masks import (
 )
 from .noise import coil_noise, noise_correlation, random_noise_covariance, white_noise
 from .phase import smooth_phase, unscaled_smooth_phase
+from .solve import sense_toward_prior
 
 __all__ = [
     "BASE_MASK_TYPES",
@@ -72,6 +74,7 @@ __all__ = [
     "sens_expand",
     "sens_expand_np",
     "sens_reduce",
+    "sense_toward_prior",
     "smooth_coil_phase",
     "smooth_phase",
     "soft_data_consistency",
