@@ -121,12 +121,11 @@ class ReconModel(nn.Module):
         enc = self.encoder(masked_kspace, mask, num_low_frequencies)
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
         kspace = self.decoder(hidden, enc, masked_kspace, mask)
-        if self.final_solve_iterations:
+        if self.final_solve_iterations:  # solved on the virtual coils, made consistent on the physical ones
             kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask)
-        if basis is not None and (return_kspace or self.final_solve_iterations):
+            kspace = data_consistency(expand_coils(kspace, basis) if basis is not None else kspace, measured, mask)
+        elif return_kspace and basis is not None:
             kspace = expand_coils(kspace, basis)
-        if self.final_solve_iterations:
-            kspace = data_consistency(kspace, measured, mask)
         return kspace if return_kspace else rss(kspace, coil_dim=1)
 
     def final_solve(self, kspace: Tensor, sens: Tensor, measured: Tensor, mask: Tensor) -> Tensor:
