@@ -70,6 +70,27 @@ def test_final_solve_keeps_the_measured_lines_of_every_physical_coil():
     assert not torch.allclose(image, plain(k, mask, 8))
     with pytest.raises(ValueError, match="final_solve"):
         ReconModel(final_solve_iterations=2, final_solve_weight=0.0, **SMALL)
+    with pytest.raises(ValueError, match="final_solve_maps"):
+        ReconModel(final_solve_iterations=2, final_solve_maps="sense", **SMALL)
+
+
+def test_final_solve_with_espirit_maps_only_corrects_along_them():
+    """ESPIRiT maps: the measured lines of every physical coil are kept; a strong pull toward the network's image
+    leaves the network's k-space as it was (only the measured lines put back)."""
+    k, mask = _batch(C=5)
+    torch.manual_seed(0)
+    plain = ReconModel(patch_size=8, virtual_coils=3, **SMALL)
+    args = dict(patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", **SMALL)
+    solved, strong = ReconModel(**args), ReconModel(**{**args, "final_solve_weight": 1e8})
+    for net in (solved, strong):
+        net.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        out = solved(k, mask, 8, return_kspace=True)
+        held = strong(k, mask, 8, return_kspace=True)
+        before = plain(k, mask, 8, return_kspace=True)
+    m = mask.expand_as(out)
+    assert torch.equal(out[m], k[m]) and not torch.allclose(out, held)
+    torch.testing.assert_close(held, torch.where(m, k, before), rtol=1e-4, atol=1e-9)
 
 
 def test_trigger_mode_reaches_the_backbone():

@@ -236,3 +236,36 @@ def test_cropped_birdcage_maps_are_seeded_and_unit_rss():
     assert np.array_equal(maps, physics.cropped_birdcage_maps(8, (64, 48), (48, 48), np.random.default_rng(0)))
     assert not np.allclose(maps, physics.cropped_birdcage_maps(8, (64, 48), (48, 48), np.random.default_rng(1)))
     np.testing.assert_allclose(physics.coil_images_rss_np(maps, np.ones((64, 48))), 1.0, rtol=1e-4)
+
+
+def test_espirit_maps_span_the_coil_images_and_batch_per_sample():
+    """On an object seen by smooth coils, the ESPIRiT maps explain the coil images (S S^H keeps them) inside the
+    object, are unit-RSS where not cropped, and zero outside the crop; the torch batch is the numpy maps per
+    sample, on the input's device and dtype, without a gradient."""
+    H, W = 48, 40
+    yy, xx = np.mgrid[:H, :W]
+    obj = (((yy - H / 2) / 18) ** 2 + ((xx - W / 2) / 15) ** 2 < 1).astype(np.float32) * (1 + 0.3 * np.sin(xx / 3))
+    coils = [
+        physics.sens_expand_np(obj, physics.coil_maps("loops", 6, (H, W), (36, 30), np.random.default_rng(s)))
+        for s in (0, 1)
+    ]
+    mask = np.zeros(W, bool)
+    mask[::2] = True
+    mask[W // 2 - 6 : W // 2 + 6] = True
+    measured = np.stack(coils) * mask
+    maps = physics.espirit_maps(measured[0], 12, crop=0.9)
+    inside = obj > 0
+    images = physics.ifft2c_np(coils[0])
+    kept = maps * (maps.conj() * images).sum(0)
+    assert np.abs(kept - images)[:, inside].sum() < 0.05 * np.abs(images)[:, inside].sum()
+    np.testing.assert_allclose(np.sqrt((np.abs(maps) ** 2).sum(0))[inside], 1.0, rtol=1e-3)
+    assert np.abs(maps[:, 0, 0]).max() == 0  # the corner, outside the object, is cropped
+    batch = torch.view_as_real(torch.from_numpy(measured.astype(np.complex64))).requires_grad_()
+    sens = physics.espirit_sens(batch, torch.tensor([12, 12]), crop=0.9)
+    assert sens.shape == batch.shape and sens.dtype == batch.dtype and not sens.requires_grad
+    for b in range(2):
+        np.testing.assert_allclose(
+            torch.view_as_complex(sens[b]).numpy(), physics.espirit_maps(measured[b], 12, crop=0.9)
+        )
+    with pytest.raises(ValueError, match="fully sampled centre"):
+        physics.espirit_maps(measured[0] * (np.arange(W) % 2 == 0), 12)

@@ -23,7 +23,6 @@ defaults hold for any scanner intensity scale.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ import sigpy.mri
 import torch
 
 from ..physics import coil_images_rss_np, rss
+from ..physics.espirit import espirit_maps
 
 __all__ = [
     "CLASSICAL",
@@ -71,63 +71,6 @@ def zero_filled(kspace: np.ndarray) -> np.ndarray:
         k = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(kspace)))
         img = rss(k, coil_dim=0)
     return img.numpy().astype(np.float32, copy=False)
-
-
-def _calib_width(kspace: np.ndarray, wanted: int) -> int:
-    """Largest square-side <= ``wanted`` whose centred window (sigpy's ``resize`` crop) along W
-    covers only acquired (non-zero) columns."""
-    sampled = np.any(kspace != 0, axis=(0, 1))
-    W = sampled.shape[0]
-    for width in range(min(wanted, kspace.shape[1], W), 0, -1):
-        start = W // 2 - width // 2
-        if sampled[start : start + width].all():
-            return width
-    return 0
-
-
-def espirit_maps(
-    kspace: np.ndarray,
-    num_low_frequencies: int,
-    thresh: float = 0.02,
-    crop: float = 0.95,
-    kernel_width: int = 6,
-    max_iter: int = 30,
-) -> np.ndarray:
-    """ESPIRiT coil sensitivities (one set of maps) with ``sigpy.mri.app.EspiritCalib``.
-
-    ``kspace [C, H, W] complex64 -> maps [C, H, W] complex64`` with ``sum_c |S_c|^2 = 1`` where not
-    cropped. sigpy's calibration region is a centred SQUARE of side ``calib_width``; it is set to
-    ``num_low_frequencies`` (capped at the contiguous sampled centre and at H), so it never includes
-    unsampled columns. The kernel width shrinks to ``calib_width // 2`` for narrow ACS regions
-    (e.g. 8x on small images).
-
-    ``crop`` zeroes the maps where the ESPIRiT eigenvalue is below it (the background); SENSE and
-    L1-wavelet pick their own value (see there). Defaults: sigpy's ``thresh=0.02``, ``crop=0.95``.
-    With fewer than ~8 ACS columns the maps degrade badly (a warning is issued): on 128-wide
-    phantoms at 8x (5 ACS lines) SENSE and L1-wavelet fell below zero-filled.
-    """
-    kspace = _check_kspace(kspace)
-    _, H, W = kspace.shape
-    calib_width = _calib_width(kspace, int(num_low_frequencies))
-    if calib_width < 3:
-        raise ValueError(
-            f"ESPIRiT needs a fully sampled centre of >= 3 columns, got {calib_width} "
-            f"(num_low_frequencies={num_low_frequencies})"
-        )
-    if calib_width < 8:
-        warnings.warn(f"ESPIRiT calibration from only {calib_width} ACS columns: maps will be poor", stacklevel=2)
-    kernel_width = int(max(2, min(kernel_width, calib_width // 2)))
-    app = sigpy.mri.app.EspiritCalib(
-        kspace,
-        calib_width=calib_width,
-        thresh=thresh,
-        kernel_width=kernel_width,
-        crop=crop,
-        max_iter=max_iter,
-        device=sp.cpu_device,
-        show_pbar=False,
-    )
-    return np.asarray(app.run()).astype(np.complex64, copy=False)
 
 
 def _prepare(

@@ -11,6 +11,7 @@ from ..physics import (
     coil_basis,
     compress_coils,
     data_consistency,
+    espirit_sens,
     expand_coils,
     rss,
     sens_expand,
@@ -22,6 +23,8 @@ from .decoder import ImageDecoder
 from .encoder import KSpaceEncoder
 
 TOKEN_ORDERS = ("twice", "raster", "bidirectional")
+FINAL_SOLVE_MAPS = ("learned", "espirit")
+ESPIRIT_CROP = 0.9  # chosen on validation volumes (results/default_v10)
 
 
 class ReconModel(nn.Module):
@@ -45,11 +48,14 @@ class ReconModel(nn.Module):
         num_cascades, chans, pools: refinement cascades of the decoder.
         virtual_coils: compress the coils to this many virtual coils first (0: keep every coil), so the cost
             does not grow with the coil count; :func:`~mrirecon.physics.coil_basis`.
-        final_solve_iterations, final_solve_weight: with iterations > 0, the decoded image is pulled to the
-            measured data at the end: a SENSE solve with the learned maps toward the network's image (weight w,
-            :func:`~mrirecon.physics.sense_toward_prior`), its coil k-space back on the physical coils and the
-            measured lines put back (w fixed, not learned). Off in the shipped default: added untrained, it lifts
-            PSNR where the learned maps are good and paints fold-over ghosts where they are not (results/default_v9).
+        final_solve_iterations, final_solve_weight, final_solve_maps: with iterations > 0, the decoded image is
+            pulled to the measured data at the end: a SENSE solve toward the network's image (weight w, not learned;
+            :func:`~mrirecon.physics.sense_toward_prior`), then the measured lines of every physical coil put back.
+            ``learned`` maps: the coil images become S x (trainable through the solve; added untrained it paints
+            fold-over ghosts where the learned maps are poor, results/default_v9). ``espirit`` maps (sigpy, from
+            the virtual coils' centre, eigenvalue crop :data:`ESPIRIT_CROP`, no gradient): the coil images are
+            only corrected along the maps, + S (x - x_net), so the background, where the maps are cropped to zero,
+            stays the network's.
     """
 
     def __init__(
@@ -73,13 +79,17 @@ class ReconModel(nn.Module):
         virtual_coils: int = 0,
         final_solve_iterations: int = 0,
         final_solve_weight: float = 0.1,
+        final_solve_maps: str = "learned",
     ) -> None:
         super().__init__()
         self.virtual_coils = virtual_coils
         if final_solve_iterations < 0 or final_solve_weight <= 0:
             raise ValueError("final_solve_iterations must be >= 0 and final_solve_weight > 0")
+        if final_solve_maps not in FINAL_SOLVE_MAPS:
+            raise ValueError(f"final_solve_maps must be one of {FINAL_SOLVE_MAPS}, got {final_solve_maps!r}")
         self.final_solve_iterations = final_solve_iterations
         self.final_solve_weight = final_solve_weight
+        self.final_solve_maps = final_solve_maps
         if token_order not in TOKEN_ORDERS:
             raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
         self.token_order = token_order
@@ -122,20 +132,26 @@ class ReconModel(nn.Module):
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
         kspace = self.decoder(hidden, enc, masked_kspace, mask)
         if self.final_solve_iterations:  # solved on the virtual coils, made consistent on the physical ones
-            kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask)
+            kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies)
             kspace = data_consistency(expand_coils(kspace, basis) if basis is not None else kspace, measured, mask)
         elif return_kspace and basis is not None:
             kspace = expand_coils(kspace, basis)
         return kspace if return_kspace else rss(kspace, coil_dim=1)
 
-    def final_solve(self, kspace: Tensor, sens: Tensor, measured: Tensor, mask: Tensor) -> Tensor:
-        """Coil k-space [B,C,H,W,2] -> the coil k-space of x = argmin ||A x - y||^2 + w ||x - x_net||^2, x_net the
-        coil combination of ``kspace`` with the maps ``sens`` [B,C,H,W,2]; float32 (complex FFTs) under autocast."""
+    def final_solve(
+        self, kspace: Tensor, sens: Tensor, measured: Tensor, mask: Tensor, num_low_frequencies: Tensor | int | None
+    ) -> Tensor:
+        """Coil k-space [B,C,H,W,2] -> the coil k-space after x = argmin ||A x - y||^2 + w ||x - x_net||^2, x_net
+        the coil combination of ``kspace`` with the maps (the learned ``sens`` [B,C,H,W,2] or ESPIRiT's);
+        float32 (complex FFTs) under autocast."""
         with torch.autocast(kspace.device.type, enabled=False):
-            sens, measured = sens.float(), measured.float()
-            prior = sens_reduce(kspace.float(), sens)
+            kspace, measured, sens = kspace.float(), measured.float(), sens.float()
+            espirit = self.final_solve_maps == "espirit"
+            if espirit:
+                sens = espirit_sens(measured, num_low_frequencies, ESPIRIT_CROP)
+            prior = sens_reduce(kspace, sens)
             x = sense_toward_prior(measured, sens, mask, prior, self.final_solve_weight, self.final_solve_iterations)
-            return sens_expand(x, sens)
+            return kspace + sens_expand(x - prior, sens) if espirit else sens_expand(x, sens)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""

@@ -155,23 +155,23 @@ def shared_espirit(
     import sigpy.mri
 
     from ..baselines import zero_filled
-    from ..baselines.classical import _calib_width
+    from ..physics.espirit import calib_width
 
     k = (kspace * mask[None, None, :]).astype(np.complex64)
     scale = float(zero_filled(k).max())
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     k = (k / scale).astype(np.complex64)
-    calib_width = _calib_width(k, int(num_low_frequencies))
-    if calib_width < 3:
-        raise ValueError(f"ESPIRiT needs a fully sampled centre of >= 3 columns, got {calib_width}")
-    if calib_width < 8:
-        warnings.warn(f"ESPIRiT calibration from only {calib_width} ACS columns: maps will be poor", stacklevel=2)
+    width = calib_width(k, int(num_low_frequencies))
+    if width < 3:
+        raise ValueError(f"ESPIRiT needs a fully sampled centre of >= 3 columns, got {width}")
+    if width < 8:
+        warnings.warn(f"ESPIRiT calibration from only {width} ACS columns: maps will be poor", stacklevel=2)
     app = sigpy.mri.app.EspiritCalib(
         k,
-        calib_width=calib_width,
+        calib_width=width,
         thresh=0.02,
-        kernel_width=int(max(2, min(6, calib_width // 2))),
+        kernel_width=int(max(2, min(6, width // 2))),
         crop=0.0,
         max_iter=30,
         device=sp.cpu_device,

@@ -10,6 +10,7 @@ Forward operator of a scan with coil maps S and column mask M:  A x = M F (S x);
 - :mod:`.coils`: coil expand / reduce, coil compression;
 - :mod:`.consistency`: A, A^H, hard and soft data consistency;
 - :mod:`.solve`: a SENSE solve pulled toward a prior image (conjugate gradients);
+- :mod:`.espirit`: ESPIRiT coil maps from the fully sampled centre (sigpy);
 - :mod:`.combine`: root-sum-of-squares, fastMRI's zero-filled / target image;
 - :mod:`.masks`: sampling masks (fastMRI's mask functions, mixed training masks, per-file evaluation masks);
 - :mod:`.noise`: white and coil-correlated k-space noise, random noise covariances;
@@ -20,6 +21,7 @@ from .coil_models import COIL_MODELS, coil_maps, cropped_birdcage_maps, smooth_c
 from .coils import coil_basis, compress_coils, expand_coils, sens_expand, sens_expand_np, sens_reduce
 from .combine import center_crop, coil_images_rss_np, rss, rss_np, zero_filled_rss, zero_filled_rss_np
 from .consistency import adjoint_op, data_consistency, forward_op, soft_data_consistency
+from .espirit import calib_width, espirit_maps, espirit_sens
 from .fft import as_complex, crop_readout, crop_readout_np, fft2c, fft2c_np, ifft2c, ifft2c_np
 from .masks import (
     BASE_MASK_TYPES,
@@ -45,6 +47,7 @@ __all__ = [
     "MixedMaskFunc",
     "adjoint_op",
     "as_complex",
+    "calib_width",
     "center_crop",
     "centre_lines",
     "coil_basis",
@@ -56,6 +59,8 @@ __all__ = [
     "crop_readout_np",
     "cropped_birdcage_maps",
     "data_consistency",
+    "espirit_maps",
+    "espirit_sens",
     "expand_coils",
     "fft2c",
     "fft2c_np",
