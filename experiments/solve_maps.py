@@ -23,8 +23,8 @@ from mrirecon.metrics import center_crop_to, psnr, ssim
 from mrirecon.physics import (
     as_complex,
     coil_basis,
-    crop_readout,
     compress_coils,
+    crop_readout,
     data_consistency,
     expand_coils,
     fft2c,
@@ -90,7 +90,9 @@ def main(folder: Path, mask_type: str, acceleration: int, weights: list[float], 
         t0 = time.perf_counter()
         images: dict[str, list[np.ndarray]] = {}
         for s in range(case.num_slices):
-            for k, v in variants(net, case.masked[s], case.mask, case.num_low_frequencies, case.target.shape[-2], weights).items():
+            for k, v in variants(
+                net, case.masked[s], case.mask, case.num_low_frequencies, case.target.shape[-2], weights
+            ).items():
                 images.setdefault(k, []).append(v)
         target, top = case.target, case.target.max()
         for k, v in images.items():
