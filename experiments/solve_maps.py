@@ -1,15 +1,16 @@
-"""Which maps a final SENSE solve after the default's cascades should use: the network's learned maps or ESPIRiT
-maps (sigpy) calibrated on the virtual coils, and whether the solve should replace the coil images (S x) or only
-correct them along the maps (coil images + S (x - x_net), which leaves the background, where the maps are zero,
-as the network made it).
+"""The default followed by an untrained final SENSE solve with ESPIRiT maps (``final_solve_maps=espirit``), for
+several ESPIRiT crops and solve weights, against the default without it.
 
-Usage (repository root): python experiments/solve_maps.py FOLDER MASK_TYPE ACCELERATION [WEIGHT ...] [--truth T]
+Runs the network once per slice and calibrates ESPIRiT once (the eigenvalue map gives every crop), then applies
+the same correction as ``ReconModel.final_solve`` for each variant: x = argmin ||A x - y||^2 + w ||x - x_net||^2
+(10 CG iterations), coil k-space + F S (x - x_net), back on the physical coils, measured lines put back, RSS.
+
+Usage (repository root): python experiments/solve_maps.py FOLDER MASK_TYPE ACCELERATION [--truth T]
 FOLDER of fully sampled files, or of test-format files (stored masks; MASK_TYPE is then ignored) with their
-ground truth in T. Prints PSNR (dB) / SSIM per file and variant, then the means.
+ground truth in T. Prints PSNR (dB) / SSIM, the mean over volumes and then each volume, per variant.
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,38 +23,44 @@ from mrirecon.evaluate.cases import find_files, load_cases
 from mrirecon.metrics import center_crop_to, psnr, ssim
 from mrirecon.physics import (
     as_complex,
+    calib_width,
     coil_basis,
     compress_coils,
     crop_readout,
     data_consistency,
     expand_coils,
-    fft2c,
-    ifft2c,
     rss,
     sens_expand,
     sens_reduce,
     sense_toward_prior,
 )
 
-ITERATIONS = 10
+CROPS, WEIGHTS, ITERATIONS = (0.0, 0.9), (0.003, 0.01, 0.03), 10
 
 
-def espirit(kspace_v: torch.Tensor, calib: int, crop: float) -> torch.Tensor:
-    """Virtual-coil k-space [1,V,H,W,2] -> ESPIRiT maps [1,V,H,W,2] (sigpy, one set, eigenvalue crop)."""
+def espirit_with_eigenvalues(kspace_v: torch.Tensor, num_low_frequencies: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Virtual-coil k-space [1,V,H,W,2] -> uncropped maps [1,V,H,W,2] and the eigenvalue map [H,W], calibrated as
+    :func:`mrirecon.physics.espirit_maps` does (its crop c is maps * (eigenvalue > c))."""
     k = as_complex(kspace_v)[0].numpy()
-    k = k / np.abs(k).max()
+    width = calib_width(k, num_low_frequencies)
     app = sigpy.mri.app.EspiritCalib(
-        k, calib_width=calib, kernel_width=6, thresh=0.02, crop=crop, device=sp.cpu_device, show_pbar=False
+        k,
+        calib_width=width,
+        thresh=0.02,
+        kernel_width=int(max(2, min(6, width // 2))),
+        crop=0.0,
+        max_iter=30,
+        device=sp.cpu_device,
+        output_eigenvalue=True,
+        show_pbar=False,
     )
-    maps = np.asarray(app.run()).astype(np.complex64)
-    return torch.view_as_real(torch.from_numpy(maps))[None]
+    maps, eig = app.run()
+    return torch.view_as_real(torch.from_numpy(np.asarray(maps).astype(np.complex64)))[None], np.squeeze(eig)
 
 
-def variants(
-    net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int, weights: list[float]
-) -> dict[str, np.ndarray]:
-    """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]} (the readout cut to the target's
-    rows first, as the harness does)."""
+def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> dict[str, np.ndarray]:
+    """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]} (the readout cut to the target's rows
+    first, as the harness does)."""
     y = crop_readout(torch.view_as_real(torch.from_numpy(masked.astype(np.complex64)))[None], height)
     m = torch.from_numpy(mask.astype(bool)).view(1, 1, 1, -1, 1)
     with torch.no_grad():
@@ -61,49 +68,36 @@ def variants(
         yv = compress_coils(y, basis)
         enc = net.encoder(yv, m, nlf)
         kv = net.decoder(net.run_backbone(enc.tokens), enc, yv, m)
-        out = {"net": rss(kv, coil_dim=1)[0].numpy()}
-
-        def finish(kspace_v: torch.Tensor) -> np.ndarray:
-            return rss(data_consistency(expand_coils(kspace_v, basis), y, m), coil_dim=1)[0].numpy()
-
-        maps = {"learned": enc.sens_maps, "espirit": espirit(yv, nlf, 0.0), "espirit.9": espirit(yv, nlf, 0.9)}
-        for name, sens in maps.items():
+        out = {"default": rss(kv, coil_dim=1)[0].numpy()}
+        maps, eig = espirit_with_eigenvalues(yv, nlf)
+        for crop in CROPS:
+            sens = maps * torch.from_numpy(eig > crop)[None, None, ..., None]
             prior = sens_reduce(kv, sens)
-            for w in weights:
+            for w in WEIGHTS:
                 x = sense_toward_prior(yv, sens, m, prior, w, ITERATIONS)
-                if name == "learned":
-                    out[f"{name} replace w={w}"] = finish(sens_expand(x, sens))
-                delta = torch.view_as_real(as_complex(sens) * as_complex(x - prior))
-                out[f"{name} correct w={w}"] = finish(fft2c(ifft2c(kv) + delta))
+                k = expand_coils(kv + sens_expand(x - prior, sens), basis)
+                out[f"crop {crop} w {w}"] = rss(data_consistency(k, y, m), coil_dim=1)[0].numpy()
         return out
 
 
-def main(folder: Path, mask_type: str, acceleration: int, weights: list[float], truth: Path | None) -> None:
+def main(folder: Path, mask_type: str, acceleration: int, truth: Path | None) -> None:
     torch.manual_seed(0)
     net, _ = load_codec("codecs/default")
-    totals: dict[str, list[tuple[float, float]]] = {}
+    scores: dict[str, list[tuple[float, float]]] = {}
     for path in find_files(folder):
-        cases = load_cases(path, truth, [acceleration], mask_type, None)
-        if not cases:
-            continue
-        case = cases[0]
-        t0 = time.perf_counter()
-        images: dict[str, list[np.ndarray]] = {}
-        for s in range(case.num_slices):
-            for k, v in variants(
-                net, case.masked[s], case.mask, case.num_low_frequencies, case.target.shape[-2], weights
-            ).items():
-                images.setdefault(k, []).append(v)
-        target, top = case.target, case.target.max()
-        for k, v in images.items():
-            image = center_crop_to(np.stack(v), target.shape[-2:])
-            score = (psnr(target, image, top), ssim(target, image, top))
-            totals.setdefault(k, []).append(score)
-            print(f"{path.name} {k}: {score[0]:.2f} / {score[1]:.4f}", flush=True)
-        print(f"{path.name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    for k, v in totals.items():
+        for case in load_cases(path, truth, [acceleration], mask_type, None):
+            images: dict[str, list[np.ndarray]] = {}
+            for s in range(case.num_slices):
+                height = case.target.shape[-2]
+                for k, v in variants(net, case.masked[s], case.mask, case.num_low_frequencies, height).items():
+                    images.setdefault(k, []).append(v)
+            target, top = case.target, case.target.max()
+            for k, v in images.items():
+                image = center_crop_to(np.stack(v), target.shape[-2:])
+                scores.setdefault(k, []).append((psnr(target, image, top), ssim(target, image, top)))
+    for k, v in scores.items():
         p, s = np.mean(v, axis=0)
-        print(f"mean {k}: {p:.2f} / {s:.4f}")
+        print(f"{k:18s} {p:.2f} / {s:.4f}   " + "  ".join(f"{a:.2f}/{b:.4f}" for a, b in v))
 
 
 if __name__ == "__main__":
@@ -111,7 +105,6 @@ if __name__ == "__main__":
     parser.add_argument("folder", type=Path)
     parser.add_argument("mask_type")
     parser.add_argument("acceleration", type=int)
-    parser.add_argument("weights", type=float, nargs="*", default=[0.1])
     parser.add_argument("--truth", type=Path)
     a = parser.parse_args()
-    main(a.folder, a.mask_type, a.acceleration, a.weights, a.truth)
+    main(a.folder, a.mask_type, a.acceleration, a.truth)
