@@ -14,8 +14,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import sigpy as sp
-import sigpy.mri
 import torch
 
 from mrirecon.codecs.checkpoint import load_codec
@@ -23,11 +21,11 @@ from mrirecon.evaluate.cases import find_files, load_cases
 from mrirecon.metrics import center_crop_to, psnr, ssim
 from mrirecon.physics import (
     as_complex,
-    calib_width,
     coil_basis,
     compress_coils,
     crop_readout,
     data_consistency,
+    espirit_calibration,
     expand_coils,
     rss,
     sens_expand,
@@ -36,26 +34,6 @@ from mrirecon.physics import (
 )
 
 CROPS, WEIGHTS, ITERATIONS = (0.0, 0.9), (0.003, 0.01, 0.03), 10
-
-
-def espirit_with_eigenvalues(kspace_v: torch.Tensor, num_low_frequencies: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Virtual-coil k-space [1,V,H,W,2] -> uncropped maps [1,V,H,W,2] and the eigenvalue map [H,W], calibrated as
-    :func:`mrirecon.physics.espirit_maps` does (its crop c is maps * (eigenvalue > c))."""
-    k = as_complex(kspace_v)[0].numpy()
-    width = calib_width(k, num_low_frequencies)
-    app = sigpy.mri.app.EspiritCalib(
-        k,
-        calib_width=width,
-        thresh=0.02,
-        kernel_width=int(max(2, min(6, width // 2))),
-        crop=0.0,
-        max_iter=30,
-        device=sp.cpu_device,
-        output_eigenvalue=True,
-        show_pbar=False,
-    )
-    maps, eig = app.run()
-    return torch.view_as_real(torch.from_numpy(np.asarray(maps).astype(np.complex64)))[None], np.squeeze(eig)
 
 
 def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> dict[str, np.ndarray]:
@@ -69,9 +47,9 @@ def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -
         enc = net.encoder(yv, m, nlf)
         kv = net.decoder(net.run_backbone(enc.tokens), enc, yv, m)
         out = {"default": rss(kv, coil_dim=1)[0].numpy()}
-        maps, eig = espirit_with_eigenvalues(yv, nlf)
+        maps, eig = espirit_calibration(as_complex(yv)[0].numpy(), nlf)  # one calibration, every crop
         for crop in CROPS:
-            sens = maps * torch.from_numpy(eig > crop)[None, None, ..., None]
+            sens = torch.view_as_real(torch.from_numpy(maps * (eig > crop)))[None]
             prior = sens_reduce(kv, sens)
             for w in WEIGHTS:
                 x = sense_toward_prior(yv, sens, m, prior, w, ITERATIONS)

@@ -151,35 +151,15 @@ def shared_espirit(
     (k-space scaled to unit zero-filled maximum, ``espirit_maps``' calibration width and kernel), but
     reads the eigenvalue map once and applies each crop to it.
     """
-    import sigpy as sp
-    import sigpy.mri
-
     from ..baselines import zero_filled
-    from ..physics.espirit import calib_width
+    from ..physics.espirit import espirit_calibration
 
     k = (kspace * mask[None, None, :]).astype(np.complex64)
     scale = float(zero_filled(k).max())
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     k = (k / scale).astype(np.complex64)
-    width = calib_width(k, int(num_low_frequencies))
-    if width < 3:
-        raise ValueError(f"ESPIRiT needs a fully sampled centre of >= 3 columns, got {width}")
-    if width < 8:
-        warnings.warn(f"ESPIRiT calibration from only {width} ACS columns: maps will be poor", stacklevel=2)
-    app = sigpy.mri.app.EspiritCalib(
-        k,
-        calib_width=width,
-        thresh=0.02,
-        kernel_width=int(max(2, min(6, width // 2))),
-        crop=0.0,
-        max_iter=30,
-        device=sp.cpu_device,
-        output_eigenvalue=True,
-        show_pbar=False,
-    )
-    mps, eig = app.run()
-    mps, eig = np.asarray(mps).astype(np.complex64, copy=False), np.asarray(eig)
+    mps, eig = espirit_calibration(k, num_low_frequencies)
     return {crop: (mps * (eig > crop)).astype(np.complex64) for crop in set(crops)}
 
 

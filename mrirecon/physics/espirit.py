@@ -13,7 +13,7 @@ from torch import Tensor
 
 from .fft import as_complex
 
-__all__ = ["calib_width", "espirit_maps", "espirit_sens"]
+__all__ = ["calib_width", "espirit_calibration", "espirit_maps", "espirit_sens"]
 
 
 def calib_width(kspace: np.ndarray, wanted: int) -> int:
@@ -28,25 +28,17 @@ def calib_width(kspace: np.ndarray, wanted: int) -> int:
     return 0
 
 
-def espirit_maps(
-    kspace: np.ndarray,
-    num_low_frequencies: int,
-    thresh: float = 0.02,
-    crop: float = 0.95,
-    kernel_width: int = 6,
-    max_iter: int = 30,
-) -> np.ndarray:
-    """ESPIRiT coil sensitivities (one set of maps) with ``sigpy.mri.app.EspiritCalib``.
+def espirit_calibration(
+    kspace: np.ndarray, num_low_frequencies: int, thresh: float = 0.02, kernel_width: int = 6, max_iter: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ESPIRiT calibration with ``sigpy.mri.app.EspiritCalib``: ``kspace [C, H, W] complex -> (maps [C, H, W]
+    complex64, uncropped, eigenvalue [H, W])``; a crop c is ``maps * (eigenvalue > c)``.
 
-    ``kspace [C, H, W] complex -> maps [C, H, W] complex64`` with ``sum_c |S_c|^2 = 1`` where not
-    cropped. sigpy's calibration region is a centred SQUARE of side ``calib_width``; it is set to
-    ``num_low_frequencies`` (capped at the contiguous sampled centre and at H), so it never includes
-    unsampled columns. The kernel width shrinks to ``calib_width // 2`` for narrow ACS regions
-    (e.g. 8x on small images).
-
-    ``crop`` zeroes the maps where the ESPIRiT eigenvalue is below it (the background). Defaults: sigpy's
-    ``thresh=0.02``, ``crop=0.95``. With fewer than ~8 ACS columns the maps degrade badly (a warning is
-    issued): on 128-wide phantoms at 8x (5 ACS lines) SENSE and L1-wavelet fell below zero-filled.
+    sigpy's calibration region is a centred SQUARE of side ``calib_width``; it is set to ``num_low_frequencies``
+    (capped at the contiguous sampled centre and at H), so it never includes unsampled columns. The kernel width
+    shrinks to ``calib_width // 2`` for narrow ACS regions (e.g. 8x on small images). With fewer than ~8 ACS
+    columns the maps degrade badly (a warning is issued): on 128-wide phantoms at 8x (5 ACS lines) SENSE and
+    L1-wavelet fell below zero-filled.
     """
     kspace = np.asarray(kspace)
     if kspace.ndim != 3 or not np.iscomplexobj(kspace):
@@ -59,18 +51,28 @@ def espirit_maps(
             f"(num_low_frequencies={num_low_frequencies})"
         )
     if width < 8:
-        warnings.warn(f"ESPIRiT calibration from only {width} ACS columns: maps will be poor", stacklevel=2)
+        warnings.warn(f"ESPIRiT calibration from only {width} ACS columns: maps will be poor", stacklevel=3)
     app = sigpy.mri.app.EspiritCalib(
         kspace,
         calib_width=width,
         thresh=thresh,
         kernel_width=int(max(2, min(kernel_width, width // 2))),
-        crop=crop,
+        crop=0.0,
         max_iter=max_iter,
         device=sp.cpu_device,
+        output_eigenvalue=True,
         show_pbar=False,
     )
-    return np.asarray(app.run()).astype(np.complex64, copy=False)
+    maps, eigenvalue = app.run()
+    return np.asarray(maps).astype(np.complex64, copy=False), np.asarray(eigenvalue).reshape(kspace.shape[1:])
+
+
+def espirit_maps(kspace: np.ndarray, num_low_frequencies: int, crop: float = 0.95, **calibration) -> np.ndarray:
+    """ESPIRiT coil sensitivities (one set of maps): ``kspace [C, H, W] complex -> maps [C, H, W] complex64`` with
+    ``sum_c |S_c|^2 = 1`` where not cropped; ``crop`` zeroes them where the eigenvalue is below it (the
+    background). ``calibration``: :func:`espirit_calibration`'s options (sigpy's ``thresh=0.02`` by default)."""
+    maps, eigenvalue = espirit_calibration(kspace, num_low_frequencies, **calibration)
+    return maps * (eigenvalue > crop)
 
 
 def espirit_sens(measured: Tensor, num_low_frequencies: Tensor | int | None, crop: float) -> Tensor:
