@@ -10,7 +10,9 @@
 #   shift gap, trained on the target physics; INIT: the codec to continue, default codecs/default: for the oracle
 #   give it the codec this leg started from, the previous default, so that both legs are of the same recipe;
 #   PRESET: the simulator preset, default random-mixed-resolution; the fourth to eighth legs used random-coarse-voxels;
-#   SEED: the simulator seed, default 0; LR: the peak learning rate, default 5e-4; BATCH: slices per step, default 2;
+#   SEED: the simulator seed, default 0; NAME: the data and run folder under data/ and runs/, one per leg when two
+#   legs share a GPU; WORKERS: data-loader workers, default 12; LR: the peak learning rate, default 5e-4; BATCH: slices
+#   per step, default 2;
 #   CASCADES: grow INIT's decoder to this many refinement cascades first, the new ones copies of its last ones,
 #   python -m mrirecon.codecs.grow; NET=varnet: the same leg for the E2E-VarNet of codecs/varnet_default.yaml, which
 #   then needs INIT, a VarNet codec, or INIT=none to start from random weights: how the VarNet is brought to the
@@ -19,7 +21,7 @@ set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
 py=${PYTHON:-python3}
-name=continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}${NET:+-$NET}  # the oracle and the VarNet get their own folders
+name=${NAME:-continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}${NET:+-$NET}}  # the oracle and the VarNet get their own folders
 case ${NET:-} in
   '') overlay=() ;;
   varnet) overlay=(--config codecs/varnet_default.yaml) ;;
@@ -54,7 +56,7 @@ timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yam
   --data.data_path "data/$name" --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
   "${from[@]}" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
-  --data.num_workers 12 ${FIT_ARGS:-} >"$out/train.log" 2>&1
+  --data.num_workers ${WORKERS:-12} ${FIT_ARGS:-} >"$out/train.log" 2>&1
 status=$?
 echo "trained: $(($(date +%s) - start)) s (exit $status)" | tee -a "$out/timing.txt"
 cp "runs/$name"/logs/version_*/metrics.csv "$out/" 2>/dev/null
