@@ -11,9 +11,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from fastmri.data.transforms import VarNetSample
 
 from mrirecon.codecs import ReconModel, build_backbone
 from mrirecon.codecs.checkpoint import load_codec, save_codec
+from mrirecon.data.transforms import WithEspiritMaps
 from mrirecon.physics import rss
 from mrirecon.reconstruct import main as reconstruct_main
 from mrirecon.training.cli import main as fit_main
@@ -91,6 +93,32 @@ def test_final_solve_with_espirit_maps_only_corrects_along_them():
     m = mask.expand_as(out)
     assert torch.equal(out[m], k[m]) and not torch.allclose(out, held)
     torch.testing.assert_close(held, torch.where(m, k, before), rtol=1e-4, atol=1e-9)
+
+
+def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead():
+    """A learned solve weight: a gradient reaches it, the measured lines are no longer put back, and maps computed
+    ahead by the data loader's transform give the same image as maps computed in the forward."""
+    k, mask = _batch(C=5)
+    torch.manual_seed(0)
+    net = ReconModel(
+        patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
+        **SMALL,
+    )  # fmt: skip
+    assert net.final_solve_log_weight.item() == pytest.approx(np.log(0.1))
+    out = net(k, mask, 8, return_kspace=True)
+    m = mask.expand_as(out)
+    assert not torch.allclose(out[m], k[m])
+    out.square().sum().backward()
+    assert net.final_solve_log_weight.grad is not None and net.final_solve_log_weight.grad.abs() > 0
+    sample = VarNetSample(k[0], mask[0], 8, torch.zeros(48, 40), "a.h5", 0, 1.0, (48, 40))
+    ahead = WithEspiritMaps(lambda *_: sample, 3)()
+    assert ahead.espirit_maps.shape == (3, 48, 40, 2) and ahead[:8] == sample[:8]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            net(k[:1], mask[:1], 8, espirit_maps=ahead.espirit_maps[None]), net(k[:1], mask[:1], 8)
+        )
+    with pytest.raises(ValueError, match="final_solve_trainable"):
+        ReconModel(final_solve_trainable=True, **SMALL)
 
 
 def test_trigger_mode_reaches_the_backbone():

@@ -14,6 +14,8 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mrirecon.baselines import UNetBaseline, VarNetBaseline
+from mrirecon.codecs import ReconModel
+from mrirecon.codecs.checkpoint import save_codec
 from mrirecon.training.callbacks import ExportCodec
 from mrirecon.training.cli import TABLE_LABELS
 from mrirecon.training.module import ReconModule
@@ -67,6 +69,20 @@ def test_module_picks_the_step_or_time_schedule():
     timed = ReconModule(UNetBaseline(chans=2, num_pool_layers=1), schedule_seconds=60.0)
     timed._trainer = SimpleNamespace(estimated_stepping_batches=10**9)  # a time-bounded run's step count is moot
     assert isinstance(timed.configure_optimizers()["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.LambdaLR)
+
+
+def test_a_learned_solve_weight_starts_from_a_codec_without_it_and_moves_at_its_own_rate(tmp_path):
+    small = dict(num_cascades=1, chans=4, stem_chans=8, token_dim=16, sens_chans=4, sens_pools=2, pools=2)
+    save_codec(tmp_path / "c", ReconModel(**small), {"class_path": "mrirecon.codecs.ReconModel", "init_args": small})
+    solve = dict(final_solve_iterations=2, final_solve_maps="espirit", final_solve_trainable=True)
+    module = ReconModule(ReconModel(**small, **solve), lr=1e-4, schedule_seconds=60.0, init_codec=str(tmp_path / "c"))
+    assert module.net.final_solve_log_weight.item() == pytest.approx(math.log(0.1))
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    rates = {id(p): g["initial_lr"] for g in groups for p in g["params"]}
+    assert rates[id(module.net.final_solve_log_weight)] == pytest.approx(1e-2)
+    assert rates[id(module.net.decoder.cascades[0].dc_weight)] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="missing"):
+        ReconModule(ReconModel(**{**small, "num_cascades": 2}), init_codec=str(tmp_path / "c"))
 
 
 def test_export_writes_the_checkpoint_lightning_chose_not_the_last_weights(tmp_path):

@@ -133,7 +133,8 @@ def load_codec(
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights}: not a readable safetensors file ({e})") from e
     missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("backbone.")]
+    fresh = getattr(net, "FRESH_TENSORS", ())
+    missing = [k for k in missing if not k.startswith("backbone.") and k not in fresh]
     if missing or unexpected:
         raise ValueError(f"{weights}: missing {missing[:5]} / unexpected {unexpected[:5]} tensors")
     return net.to(device).eval(), card

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..physics import (
+    FINAL_SOLVE_CROP,
+    FINAL_SOLVE_GRID,
     coil_basis,
     compress_coils,
     data_consistency,
     espirit_sens,
     expand_coils,
+    kspace_noise_variance,
     rss,
     sens_expand,
     sens_reduce,
@@ -24,7 +28,6 @@ from .encoder import KSpaceEncoder
 
 TOKEN_ORDERS = ("twice", "raster", "bidirectional")
 FINAL_SOLVE_MAPS = ("learned", "espirit")
-ESPIRIT_CROP = 0.0  # maps kept in the background: a 0.9 crop lost more SSIM on validation (results/default_v10)
 
 
 class ReconModel(nn.Module):
@@ -53,10 +56,20 @@ class ReconModel(nn.Module):
             :func:`~mrirecon.physics.sense_toward_prior`), then the measured lines of every physical coil put back.
             ``learned`` maps: the coil images become S x (trainable through the solve; added untrained it paints
             fold-over ghosts where the learned maps are poor, results/default_v9). ``espirit`` maps (sigpy, from
-            the virtual coils' centre, eigenvalue crop :data:`ESPIRIT_CROP`, no gradient): the coil images are
-            corrected along the maps, + S (x - x_net). Off in the shipped default: untrained, the ESPIRiT solve
-            gains 5 dB at equispaced 4x on validation volumes but loses SSIM on low-SNR ones (results/default_v10).
+            the virtual coils' centre, eigenvalue crop :data:`~mrirecon.physics.FINAL_SOLVE_CROP`, no gradient): the
+            coil images are corrected along the maps, + S (x - x_net). Off in the shipped default: untrained, the
+            ESPIRiT solve gains 5 dB at equispaced 4x on validation volumes but loses SSIM on low-SNR ones
+            (results/default_v10).
+        final_solve_trainable: the measured lines are not put back and the solve's weight follows the scan's noise:
+            w = a sigma^2 / P (the MAP weight if the network's error power is P / a), sigma^2 the k-space noise
+            variance estimated from the outer readout frequencies (:func:`~mrirecon.physics.kspace_noise_variance`),
+            P the mean power of the network's image, a learned (stored as ``final_solve_log_weight``, starting at
+            ``final_solve_weight``, at :data:`LR_SCALES` times the learning rate). Low-SNR scans thus keep more of
+            the network's denoised image, high-SNR ones more of the measured data.
     """
+
+    LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
+    FRESH_TENSORS = ("final_solve_log_weight",)  # a codec trained without them loads; they keep their init value
 
     def __init__(
         self,
@@ -80,6 +93,7 @@ class ReconModel(nn.Module):
         final_solve_iterations: int = 0,
         final_solve_weight: float = 0.1,
         final_solve_maps: str = "learned",
+        final_solve_trainable: bool = False,
     ) -> None:
         super().__init__()
         self.virtual_coils = virtual_coils
@@ -90,6 +104,11 @@ class ReconModel(nn.Module):
         self.final_solve_iterations = final_solve_iterations
         self.final_solve_weight = final_solve_weight
         self.final_solve_maps = final_solve_maps
+        self.final_solve_trainable = final_solve_trainable
+        if final_solve_trainable:
+            if not final_solve_iterations:
+                raise ValueError("final_solve_trainable needs final_solve_iterations > 0")
+            self.final_solve_log_weight = nn.Parameter(torch.tensor(math.log(final_solve_weight)))
         if token_order not in TOKEN_ORDERS:
             raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
         self.token_order = token_order
@@ -120,10 +139,13 @@ class ReconModel(nn.Module):
         trigger: str | None = None,
         trigger_offsets: Tensor | None = None,
         return_kspace: bool = False,
+        espirit_maps: Tensor | None = None,
     ) -> Tensor:
         """trigger: override the Trigger mode; trigger_offsets [num_trigger_layers, 4, r]: scan-level offsets
         to the Trigger's coefficients (test-time adaptation); return_kspace: the final coil k-space
-        [B,C,H,W,2] instead of the RSS image [B,H,W]."""
+        [B,C,H,W,2] instead of the RSS image [B,H,W]; espirit_maps [B,V,H,W,2]: the ESPIRiT maps of the virtual
+        coils for the ``espirit`` final solve, computed ahead (by the data loader's workers in training) instead
+        of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`)."""
         measured, basis = masked_kspace, None
         if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
             basis = coil_basis(masked_kspace, self.virtual_coils)
@@ -132,14 +154,22 @@ class ReconModel(nn.Module):
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
         kspace = self.decoder(hidden, enc, masked_kspace, mask)
         if self.final_solve_iterations:  # solved on the virtual coils, made consistent on the physical ones
-            kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies)
-            kspace = data_consistency(expand_coils(kspace, basis) if basis is not None else kspace, measured, mask)
+            kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies, espirit_maps)
+            kspace = expand_coils(kspace, basis) if basis is not None else kspace
+            if not self.final_solve_trainable:
+                kspace = data_consistency(kspace, measured, mask)
         elif return_kspace and basis is not None:
             kspace = expand_coils(kspace, basis)
         return kspace if return_kspace else rss(kspace, coil_dim=1)
 
     def final_solve(
-        self, kspace: Tensor, sens: Tensor, measured: Tensor, mask: Tensor, num_low_frequencies: Tensor | int | None
+        self,
+        kspace: Tensor,
+        sens: Tensor,
+        measured: Tensor,
+        mask: Tensor,
+        num_low_frequencies: Tensor | int | None,
+        espirit_maps: Tensor | None = None,
     ) -> Tensor:
         """Coil k-space [B,C,H,W,2] -> the coil k-space after x = argmin ||A x - y||^2 + w ||x - x_net||^2, x_net
         the coil combination of ``kspace`` with the maps (the learned ``sens`` [B,C,H,W,2] or ESPIRiT's);
@@ -148,9 +178,19 @@ class ReconModel(nn.Module):
             kspace, measured, sens = kspace.float(), measured.float(), sens.float()
             espirit = self.final_solve_maps == "espirit"
             if espirit:
-                sens = espirit_sens(measured, num_low_frequencies, ESPIRIT_CROP)
+                ahead = espirit_maps is not None
+                sens = (
+                    espirit_maps.float()
+                    if ahead
+                    else espirit_sens(measured, num_low_frequencies, FINAL_SOLVE_CROP, FINAL_SOLVE_GRID)
+                )
             prior = sens_reduce(kspace, sens)
-            x = sense_toward_prior(measured, sens, mask, prior, self.final_solve_weight, self.final_solve_iterations)
+            weight = self.final_solve_weight
+            if self.final_solve_trainable:
+                power = prior.detach().square().sum(-1).mean(dim=(1, 2, 3)).clamp_min(1e-30)
+                noise_to_signal = (kspace_noise_variance(measured) / power).view(-1, 1, 1, 1, 1)
+                weight = self.final_solve_log_weight.exp() * noise_to_signal
+            x = sense_toward_prior(measured, sens, mask, prior, weight, self.final_solve_iterations)
             return kspace + sens_expand(x - prior, sens) if espirit else sens_expand(x, sens)
 
     def trainable_state_dict(self) -> dict[str, Tensor]:

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from mrirecon.data.dataset import ValidatedSliceDataset
 from mrirecon.data.synth import ensure_dataset
-from mrirecon.data.transforms import SliceTransform
+from mrirecon.data.transforms import SliceTransform, WithEspiritMaps
 from mrirecon.data.validate import InvalidInputError
 from mrirecon.physics.masks import make_mask_func
 
@@ -92,7 +92,9 @@ class FastMRIDataModule(L.LightningDataModule):
     file raises :class:`InvalidInputError` naming it). With ``synth=True`` and no ``train/`` folder,
     ``prepare_data`` writes the embedded simulated dataset (small preset) under ``data_path``.
     With ``volume_sampler=True`` under torch.distributed, validation/test use fastMRI's VolumeSampler
-    so every volume stays on one process.
+    so every volume stays on one process. ``espirit_virtual_coils`` (None: off): every sample also carries the
+    ESPIRiT maps of that many virtual coils (0: of the physical coils), computed in the loader's workers, for a
+    ``ReconModel`` trained through its ``espirit`` final solve (give it the model's ``virtual_coils``).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class FastMRIDataModule(L.LightningDataModule):
         synth_seed: int = 0,
         check_values: bool = False,
         partial_fourier_prob: float = 0.0,
+        espirit_virtual_coils: int | None = None,
     ):
         super().__init__()
         if challenge not in ("multicoil", "singlecoil"):
@@ -131,6 +134,7 @@ class FastMRIDataModule(L.LightningDataModule):
         self.synth_seed = synth_seed
         self.check_values = check_values
         self.partial_fourier_prob = partial_fourier_prob
+        self.espirit_virtual_coils = espirit_virtual_coils
         self._mask_func()  # fail early on bad args
         self.datasets: dict[str, ValidatedSliceDataset] = {}
 
@@ -144,11 +148,13 @@ class FastMRIDataModule(L.LightningDataModule):
             folder = self.data_path / split
             if not folder.is_dir():
                 raise InvalidInputError(folder, f"'{split}' folder not found under {self.data_path}")
-            mask_func = self._mask_func()
+            transform = SliceTransform(self._mask_func(), use_seed=not train)
+            if self.espirit_virtual_coils is not None:
+                transform = WithEspiritMaps(transform, self.espirit_virtual_coils)
             self.datasets[split] = ValidatedSliceDataset(
                 folder,
                 challenge=self.challenge,
-                transform=SliceTransform(mask_func, use_seed=not train),
+                transform=transform,
                 sample_rate=self.sample_rate if train else None,
                 check_values=self.check_values,
             )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from fastmri.data.subsample import MaskFunc
 from fastmri.data.transforms import VarNetDataTransform, VarNetSample, center_crop
+
+from ..physics import FINAL_SOLVE_CROP, FINAL_SOLVE_GRID, coil_basis, compress_coils, crop_readout, espirit_sens
 
 
 def center_run_length(mask: np.ndarray) -> int:
@@ -96,3 +98,35 @@ class SliceTransform:
                 tgt = center_crop(tgt, crop)
             max_value = float(sample.max_value)
         return sample._replace(target=tgt, max_value=max_value, crop_size=crop)
+
+
+class MapsSample(NamedTuple):
+    """A ``VarNetSample`` with the ESPIRiT maps [V,h,W,2] of its virtual coils (see :class:`WithEspiritMaps`)."""
+
+    masked_kspace: torch.Tensor
+    mask: torch.Tensor
+    num_low_frequencies: int | None
+    target: torch.Tensor
+    fname: str
+    slice_num: int
+    max_value: float
+    crop_size: tuple[int, int]
+    espirit_maps: torch.Tensor
+
+
+class WithEspiritMaps:
+    """A slice transform whose samples also carry the ESPIRiT maps that ``ReconModel``'s ``espirit`` final solve
+    would compute: readout cut to the target's rows, coils compressed to ``virtual_coils`` (0: kept), sigpy's
+    calibration on the CPU (seconds per slice), so that the data loader's workers compute them off the
+    training step's path. -> :class:`MapsSample`."""
+
+    def __init__(self, inner: SliceTransform, virtual_coils: int) -> None:
+        self.inner, self.virtual_coils = inner, virtual_coils
+
+    def __call__(self, *args: Any) -> MapsSample:
+        sample = self.inner(*args)
+        kspace = crop_readout(sample.masked_kspace[None], sample.target.shape[-2])
+        if self.virtual_coils and kspace.shape[1] > self.virtual_coils:
+            kspace = compress_coils(kspace, coil_basis(kspace, self.virtual_coils))
+        maps = espirit_sens(kspace, sample.num_low_frequencies, FINAL_SOLVE_CROP, FINAL_SOLVE_GRID)[0]
+        return MapsSample(*sample, espirit_maps=maps)

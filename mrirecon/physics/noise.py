@@ -6,10 +6,15 @@ Noise arrays are complex64 [..., C, H, W] (coils on axis -3); every draw is seed
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+from torch import Tensor
 
-__all__ = ["coil_noise", "noise_correlation", "random_noise_covariance", "white_noise"]
+from .fft import as_complex
+
+__all__ = ["coil_noise", "kspace_noise_variance", "noise_correlation", "random_noise_covariance", "white_noise"]
 
 
 def random_noise_covariance(
@@ -57,3 +62,18 @@ def white_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) 
     (the stream of the original simulator presets, which stay reproducible bit for bit)."""
     noise = rng.standard_normal((2, *shape), dtype=np.float32) * np.float32(sigma / np.sqrt(2))
     return (noise[0] + 1j * noise[1]).astype(np.complex64)
+
+
+def kspace_noise_variance(measured: Tensor, band: float = 0.1) -> Tensor:
+    """Noise variance per k-space sample, estimated from the data: measured [B,C,H,W,2] (zero off the mask,
+    readout along H) -> [B]. The outer ``band`` of readout frequencies at both ends holds almost only noise;
+    for complex Gaussian noise |k|^2 is exponential with mean sigma^2, so the median of |k|^2 over the measured
+    samples there, over ln 2, estimates sigma^2 (robust to the little signal left at those frequencies)."""
+    H = measured.shape[-3]
+    n = max(1, int(round(H * band)))
+    power = as_complex(torch.cat([measured[..., :n, :, :], measured[..., H - n :, :, :]], dim=-3)).abs().square()
+    estimates = []
+    for sample in power.flatten(1):
+        kept = sample[sample > 0]
+        estimates.append(kept.median() / math.log(2) if kept.numel() else sample.new_zeros(()))
+    return torch.stack(estimates)

@@ -65,7 +65,10 @@ class ReconModule(L.LightningModule):
             from ..codecs.checkpoint import load_codec
 
             trained, _ = load_codec(init_codec)
-            self.net.load_state_dict(trained.state_dict(), strict=True)
+            missing, unexpected = self.net.load_state_dict(trained.state_dict(), strict=False)
+            fresh = getattr(self.net, "FRESH_TENSORS", ())
+            if [k for k in missing if k not in fresh] or unexpected:
+                raise ValueError(f"{init_codec}: missing {missing[:5]} / unexpected {unexpected[:5]} tensors")
         self.ssim_loss = SSIMLoss()
         self.strict_loading = False  # checkpoints hold the codecs only; the frozen backbone is rebuilt
         self._metrics = {"val": VolumeMetrics(), "test": VolumeMetrics()}
@@ -76,7 +79,8 @@ class ReconModule(L.LightningModule):
         """The reconstruction of a batch, cropped to the target size. -> [B,h,w]."""
         # The readout is fully sampled: its field of view is cut to the target's rows first (exact).
         kspace = crop_readout(batch.masked_kspace, batch.target.shape[-2])
-        out = self.net(kspace, batch.mask, batch.num_low_frequencies)
+        ahead = {"espirit_maps": batch.espirit_maps} if hasattr(batch, "espirit_maps") else {}
+        out = self.net(kspace, batch.mask, batch.num_low_frequencies, **ahead)
         return crop_to(out, tuple(batch.target.shape[-2:]))
 
     def loss(self, output: Tensor, batch: Any) -> Tensor:
@@ -161,8 +165,16 @@ class ReconModule(L.LightningModule):
     # -------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        scales = getattr(self.net, "LR_SCALES", {})
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in self.net.named_parameters():
+            if p.requires_grad:
+                groups.setdefault(scales.get(name, 1.0), []).append(p)
+        opt = torch.optim.AdamW(
+            [{"params": ps, "lr": hp.lr * scale} for scale, ps in groups.items()],
+            lr=hp.lr,
+            weight_decay=hp.weight_decay,
+        )
         if hp.schedule_seconds > 0:
             sched = warmup_cosine_by_time(opt, float(hp.schedule_seconds), hp.warmup_fraction, hp.final_lr_ratio)
         else:

@@ -1,10 +1,10 @@
 """The learning-rate schedule of the training loop: a linear warm-up, then a cosine from the base rate down
 to ``final_ratio`` times it, then that floor.
 
-Counted in optimiser steps it is torch's ``SequentialLR`` of ``LinearLR``, ``CosineAnnealingLR`` and a
-constant floor. A run bounded by wall-clock time (``trainer.max_time``) has no known step count, so there
-the same shape follows the elapsed fraction of a time budget; torch's schedulers are functions of the step
-index only, so that one is a ``LambdaLR`` that reads the clock.
+Both are torch ``LambdaLR``s, so every parameter group follows its own base rate. Counted in optimiser steps
+the factor is a function of the step index; a run bounded by wall-clock time (``trainer.max_time``) has no
+known step count, so there the same shape follows the elapsed fraction of a time budget (a ``LambdaLR`` that
+reads the clock).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import LambdaLR
 
 
 def cosine_factor(progress: float, final_ratio: float) -> float:
@@ -22,22 +22,18 @@ def cosine_factor(progress: float, final_ratio: float) -> float:
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float, final_ratio: float) -> SequentialLR:
+def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_fraction: float, final_ratio: float) -> LambdaLR:
     """Step ``s`` (0-based) gets ``(s + 1) / W`` times the base rate for ``s < W = max(1, int(total_steps *
-    warmup_fraction))``, then the cosine over the remaining ``total_steps - W`` steps, then ``final_ratio``.
-
-    Every parameter group's rate follows its own base rate; the floor is ``final_ratio`` times each."""
+    warmup_fraction))``, then the cosine over the remaining ``total_steps - W`` steps, then ``final_ratio``."""
     warm = max(1, int(total_steps * warmup_fraction))
     span = max(1, total_steps - warm)
-    base = [group["lr"] for group in optimizer.param_groups]
-    if len(set(base)) > 1:
-        raise ValueError("warmup_cosine: one base learning rate for all parameter groups (CosineAnnealingLR's floor)")
-    phases: list[LRScheduler] = [
-        LinearLR(optimizer, start_factor=1 / warm, end_factor=1.0, total_iters=warm - 1),
-        CosineAnnealingLR(optimizer, T_max=span, eta_min=base[0] * final_ratio),
-        LambdaLR(optimizer, lambda _: final_ratio),  # the floor after the cosine (LinearLR refuses 0)
-    ]
-    return SequentialLR(optimizer, phases, milestones=[warm, warm + span])
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return cosine_factor((step - warm) / span, final_ratio)
+
+    return LambdaLR(optimizer, factor)
 
 
 def warmup_cosine_by_time(
