@@ -100,10 +100,11 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
     ahead by the data loader's transform give the same image as maps computed in the forward."""
     k, mask = _batch(C=5)
     torch.manual_seed(0)
-    net = ReconModel(
+    net_args = dict(
         patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
         **SMALL,
     )  # fmt: skip
+    net = ReconModel(**net_args)
     assert net.final_solve_log_weight.item() == pytest.approx(np.log(0.1))
     out = net(k, mask, 8, return_kspace=True)
     m = mask.expand_as(out)
@@ -113,10 +114,19 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
     sample = VarNetSample(k[0], mask[0], 8, torch.zeros(48, 40), "a.h5", 0, 1.0, (48, 40))
     ahead = WithEspiritMaps(lambda *_: sample, 3)()
     assert ahead.espirit_maps.shape == (3, 48, 40, 2) and ahead[:8] == sample[:8]
+    assert WithEspiritMaps(lambda *_: sample, 3, crop=1.01)().espirit_maps.abs().max() == 0
     with torch.no_grad():
         torch.testing.assert_close(
             net(k[:1], mask[:1], 8, espirit_maps=ahead.espirit_maps[None]), net(k[:1], mask[:1], 8)
         )
+    # an eigenvalue crop keeps the network's image where the maps are zero: above every eigenvalue, the plain network
+    blank = ReconModel(**{**net_args, "final_solve_crop": 1.01})
+    blank.load_state_dict(net.state_dict())
+    plain = ReconModel(patch_size=8, virtual_coils=3, **SMALL)
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "final_solve_log_weight"})
+    with torch.no_grad():
+        torch.testing.assert_close(blank(k, mask, 8), plain(k, mask, 8))
+        assert not torch.allclose(net(k, mask, 8), plain(k, mask, 8))
     with pytest.raises(ValueError, match="final_solve_trainable"):
         ReconModel(final_solve_trainable=True, **SMALL)
 

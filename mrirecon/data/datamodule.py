@@ -94,7 +94,8 @@ class FastMRIDataModule(L.LightningDataModule):
     With ``volume_sampler=True`` under torch.distributed, validation/test use fastMRI's VolumeSampler
     so every volume stays on one process. ``espirit_virtual_coils`` (None: off): every sample also carries the
     ESPIRiT maps of that many virtual coils (0: of the physical coils), computed in the loader's workers, for a
-    ``ReconModel`` trained through its ``espirit`` final solve (give it the model's ``virtual_coils``).
+    ``ReconModel`` trained through its ``espirit`` final solve (give the model's ``virtual_coils`` and, as
+    ``espirit_crop``, its ``final_solve_crop``).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class FastMRIDataModule(L.LightningDataModule):
         check_values: bool = False,
         partial_fourier_prob: float = 0.0,
         espirit_virtual_coils: int | None = None,
+        espirit_crop: float = 0.0,
     ):
         super().__init__()
         if challenge not in ("multicoil", "singlecoil"):
@@ -135,6 +137,7 @@ class FastMRIDataModule(L.LightningDataModule):
         self.check_values = check_values
         self.partial_fourier_prob = partial_fourier_prob
         self.espirit_virtual_coils = espirit_virtual_coils
+        self.espirit_crop = espirit_crop
         self._mask_func()  # fail early on bad args
         self.datasets: dict[str, ValidatedSliceDataset] = {}
 
@@ -150,7 +153,7 @@ class FastMRIDataModule(L.LightningDataModule):
                 raise InvalidInputError(folder, f"'{split}' folder not found under {self.data_path}")
             transform = SliceTransform(self._mask_func(), use_seed=not train)
             if self.espirit_virtual_coils is not None:
-                transform = WithEspiritMaps(transform, self.espirit_virtual_coils)
+                transform = WithEspiritMaps(transform, self.espirit_virtual_coils, self.espirit_crop)
             self.datasets[split] = ValidatedSliceDataset(
                 folder,
                 challenge=self.challenge,

@@ -9,7 +9,7 @@ import torch
 from fastmri.data.subsample import MaskFunc
 from fastmri.data.transforms import VarNetDataTransform, VarNetSample, center_crop
 
-from ..physics import FINAL_SOLVE_CROP, FINAL_SOLVE_GRID, coil_basis, compress_coils, crop_readout, espirit_sens
+from ..physics import FINAL_SOLVE_GRID, coil_basis, compress_coils, crop_readout, espirit_sens
 
 
 def center_run_length(mask: np.ndarray) -> int:
@@ -117,16 +117,16 @@ class MapsSample(NamedTuple):
 class WithEspiritMaps:
     """A slice transform whose samples also carry the ESPIRiT maps that ``ReconModel``'s ``espirit`` final solve
     would compute: readout cut to the target's rows, coils compressed to ``virtual_coils`` (0: kept), sigpy's
-    calibration on the CPU (seconds per slice), so that the data loader's workers compute them off the
-    training step's path. -> :class:`MapsSample`."""
+    calibration on the CPU, eigenvalue ``crop``, so that the data loader's workers compute them off the training
+    step's path. -> :class:`MapsSample`."""
 
-    def __init__(self, inner: SliceTransform, virtual_coils: int) -> None:
-        self.inner, self.virtual_coils = inner, virtual_coils
+    def __init__(self, inner: SliceTransform, virtual_coils: int, crop: float = 0.0) -> None:
+        self.inner, self.virtual_coils, self.crop = inner, virtual_coils, crop
 
     def __call__(self, *args: Any) -> MapsSample:
         sample = self.inner(*args)
         kspace = crop_readout(sample.masked_kspace[None], sample.target.shape[-2])
         if self.virtual_coils and kspace.shape[1] > self.virtual_coils:
             kspace = compress_coils(kspace, coil_basis(kspace, self.virtual_coils))
-        maps = espirit_sens(kspace, sample.num_low_frequencies, FINAL_SOLVE_CROP, FINAL_SOLVE_GRID)[0]
+        maps = espirit_sens(kspace, sample.num_low_frequencies, self.crop, FINAL_SOLVE_GRID)[0]
         return MapsSample(*sample, espirit_maps=maps)
