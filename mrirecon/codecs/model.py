@@ -56,10 +56,8 @@ class ReconModel(nn.Module):
             ``learned`` maps: the coil images become S x (trainable through the solve; added untrained it paints
             fold-over ghosts where the learned maps are poor, results/default_v9). ``espirit`` maps (sigpy, from
             the virtual coils' centre on a coarse grid, zero where the eigenvalue is below ``final_solve_crop``, no
-            gradient): the
-            coil images are corrected along the maps, + S (x - x_net). Off in the shipped default: untrained, the
-            ESPIRiT solve gains 5 dB at equispaced 4x on validation volumes but loses SSIM on low-SNR ones
-            (results/default_v10).
+            gradient): the coil images are corrected along the maps, + S (x - x_net). Off in the shipped default:
+            untrained it gains PSNR but loses some SSIM on validation volumes (results/default_v10, default_v12).
         final_solve_trainable: the measured lines are not put back and the solve's weight follows the scan's noise:
             w = a sigma^2 / P (the MAP weight if the network's error power is P / a), sigma^2 the k-space noise
             variance estimated from the outer readout frequencies (:func:`~mrirecon.physics.kspace_noise_variance`),
@@ -180,12 +178,9 @@ class ReconModel(nn.Module):
             kspace, measured, sens = kspace.float(), measured.float(), sens.float()
             espirit = self.final_solve_maps == "espirit"
             if espirit:
-                ahead = espirit_maps is not None
-                sens = (
-                    espirit_maps.float()
-                    if ahead
-                    else espirit_sens(measured, num_low_frequencies, self.final_solve_crop, FINAL_SOLVE_GRID)
-                )
+                if espirit_maps is None:
+                    espirit_maps = espirit_sens(measured, num_low_frequencies, self.final_solve_crop, FINAL_SOLVE_GRID)
+                sens = espirit_maps.float()
             prior = sens_reduce(kspace, sens)
             weight = self.final_solve_weight
             if self.final_solve_trainable:

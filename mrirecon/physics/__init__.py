@@ -41,6 +41,7 @@ from .solve import sense_toward_prior
 
 __all__ = [
     "BASE_MASK_TYPES",
+    "FINAL_SOLVE_GRID",
     "COIL_MODELS",
     "MASK_TYPES",
     "STANDARD_PAIRS",
@@ -61,7 +62,6 @@ __all__ = [
     "espirit_calibration",
     "espirit_maps",
     "espirit_sens",
-    "FINAL_SOLVE_GRID",
     "expand_coils",
     "fft2c",
     "fft2c_np",

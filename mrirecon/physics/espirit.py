@@ -82,10 +82,8 @@ def espirit_calibration(
         show_pbar=False,
     )
     maps, eigenvalue = app.run()
-    maps, eigenvalue = (
-        np.asarray(maps).astype(np.complex64, copy=False),
-        np.asarray(eigenvalue).reshape(kspace.shape[1:]),
-    )
+    maps = np.asarray(maps).astype(np.complex64, copy=False)
+    eigenvalue = np.asarray(eigenvalue).reshape(kspace.shape[1:])
     if maps.shape[1:] != full:
         maps, eigenvalue = _interpolate(maps, eigenvalue, full)
     return maps, eigenvalue
