@@ -58,7 +58,9 @@ def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -
         return out
 
 
-def main(folder: Path, mask_type: str, acceleration: int, truth: Path | None) -> None:
+def main(variants_of, folder: Path, mask_type: str, acceleration: int, truth: Path | None) -> None:
+    """Scores every variant that ``variants_of(net, masked, mask, nlf, height)`` makes of each slice (the default
+    codec) and prints them; shared with experiments/solve_weight.py."""
     torch.manual_seed(0)
     net, _ = load_codec("codecs/default")
     scores: dict[str, list[tuple[float, float]]] = {}
@@ -67,7 +69,7 @@ def main(folder: Path, mask_type: str, acceleration: int, truth: Path | None) ->
             images: dict[str, list[np.ndarray]] = {}
             for s in range(case.num_slices):
                 height = case.target.shape[-2]
-                for k, v in variants(net, case.masked[s], case.mask, case.num_low_frequencies, height).items():
+                for k, v in variants_of(net, case.masked[s], case.mask, case.num_low_frequencies, height).items():
                     images.setdefault(k, []).append(v)
             target, top = case.target, case.target.max()
             for k, v in images.items():
@@ -78,11 +80,16 @@ def main(folder: Path, mask_type: str, acceleration: int, truth: Path | None) ->
         print(f"{k:18s} {p:.2f} / {s:.4f}   " + "  ".join(f"{a:.2f}/{b:.4f}" for a, b in v))
 
 
-if __name__ == "__main__":
+def cli(variants_of) -> None:
+    """FOLDER MASK_TYPE ACCELERATION [--truth T] -> :func:`main`."""
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", type=Path)
     parser.add_argument("mask_type")
     parser.add_argument("acceleration", type=int)
     parser.add_argument("--truth", type=Path)
     a = parser.parse_args()
-    main(a.folder, a.mask_type, a.acceleration, a.truth)
+    main(variants_of, a.folder, a.mask_type, a.acceleration, a.truth)
+
+
+if __name__ == "__main__":
+    cli(variants)

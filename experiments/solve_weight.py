@@ -8,15 +8,10 @@ Usage (repository root): python experiments/solve_weight.py FOLDER MASK_TYPE ACC
 (as experiments/solve_maps.py). Prints PSNR (dB) / SSIM, the mean over volumes and then each volume, per variant.
 """
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import torch
+from solve_maps import cli  # experiments/ is on the path when this runs as a script
 
-from mrirecon.codecs.checkpoint import load_codec
-from mrirecon.evaluate.cases import find_files, load_cases
-from mrirecon.metrics import center_crop_to, psnr, ssim
 from mrirecon.physics import (
     FINAL_SOLVE_GRID,
     as_complex,
@@ -60,31 +55,5 @@ def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -
         return out
 
 
-def main(folder: Path, mask_type: str, acceleration: int, truth: Path | None) -> None:
-    torch.manual_seed(0)
-    net, _ = load_codec("codecs/default")
-    scores: dict[str, list[tuple[float, float]]] = {}
-    for path in find_files(folder):
-        for case in load_cases(path, truth, [acceleration], mask_type, None):
-            images: dict[str, list[np.ndarray]] = {}
-            for s in range(case.num_slices):
-                height = case.target.shape[-2]
-                for k, v in variants(net, case.masked[s], case.mask, case.num_low_frequencies, height).items():
-                    images.setdefault(k, []).append(v)
-            target, top = case.target, case.target.max()
-            for k, v in images.items():
-                image = center_crop_to(np.stack(v), target.shape[-2:])
-                scores.setdefault(k, []).append((psnr(target, image, top), ssim(target, image, top)))
-    for k, v in scores.items():
-        p, s = np.mean(v, axis=0)
-        print(f"{k:18s} {p:.2f} / {s:.4f}   " + "  ".join(f"{a:.2f}/{b:.4f}" for a, b in v))
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("mask_type")
-    parser.add_argument("acceleration", type=int)
-    parser.add_argument("--truth", type=Path)
-    args = parser.parse_args()
-    main(args.folder, args.mask_type, args.acceleration, args.truth)
+    cli(variants)
