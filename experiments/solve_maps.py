@@ -36,16 +36,23 @@ from mrirecon.physics import (
 CROPS, WEIGHTS, ITERATIONS = (0.0, 0.9), (0.003, 0.01, 0.03), 10
 
 
-def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> dict[str, np.ndarray]:
-    """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]} (the readout cut to the target's rows
-    first, as the harness does)."""
+@torch.no_grad()
+def network_kspace(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> tuple[torch.Tensor, ...]:
+    """One slice, masked [C,H,W] complex, its readout cut to the target's rows first (as the harness does) -> the
+    measured k-space y [1,C,h,W,2], mask [1,1,1,W,1], coil basis [1,C,V], virtual coils yv [1,V,h,W,2] and the
+    network's virtual-coil k-space kv [1,V,h,W,2] before any final solve."""
     y = crop_readout(torch.view_as_real(torch.from_numpy(masked.astype(np.complex64)))[None], height)
     m = torch.from_numpy(mask.astype(bool)).view(1, 1, 1, -1, 1)
+    basis = coil_basis(y, net.virtual_coils)
+    yv = compress_coils(y, basis)
+    enc = net.encoder(yv, m, nlf)
+    return y, m, basis, yv, net.decoder(net.run_backbone(enc.tokens), enc, yv, m)
+
+
+def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> dict[str, np.ndarray]:
+    """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]}."""
+    y, m, basis, yv, kv = network_kspace(net, masked, mask, nlf, height)
     with torch.no_grad():
-        basis = coil_basis(y, net.virtual_coils)
-        yv = compress_coils(y, basis)
-        enc = net.encoder(yv, m, nlf)
-        kv = net.decoder(net.run_backbone(enc.tokens), enc, yv, m)
         out = {"default": rss(kv, coil_dim=1)[0].numpy()}
         maps, eig = espirit_calibration(as_complex(yv)[0].numpy(), nlf)  # one calibration, every crop
         for crop in CROPS:

@@ -10,14 +10,11 @@ Usage (repository root): python experiments/solve_weight.py FOLDER MASK_TYPE ACC
 
 import numpy as np
 import torch
-from solve_maps import cli  # experiments/ is on the path when this runs as a script
+from solve_maps import cli, network_kspace  # experiments/ is on the path when this runs as a script
 
 from mrirecon.physics import (
     FINAL_SOLVE_GRID,
     as_complex,
-    coil_basis,
-    compress_coils,
-    crop_readout,
     espirit_sens,
     expand_coils,
     kspace_noise_variance,
@@ -32,13 +29,8 @@ CROP, ITERATIONS = 0.9, 10
 
 def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -> dict[str, np.ndarray]:
     """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]}."""
-    y = crop_readout(torch.view_as_real(torch.from_numpy(masked.astype(np.complex64)))[None], height)
-    m = torch.from_numpy(mask.astype(bool)).view(1, 1, 1, -1, 1)
+    _, m, basis, yv, kv = network_kspace(net, masked, mask, nlf, height)
     with torch.no_grad():
-        basis = coil_basis(y, net.virtual_coils)
-        yv = compress_coils(y, basis)
-        enc = net.encoder(yv, m, nlf)
-        kv = net.decoder(net.run_backbone(enc.tokens), enc, yv, m)
         out = {"default": rss(kv, coil_dim=1)[0].numpy()}
         sens = espirit_sens(yv, nlf, CROP, FINAL_SOLVE_GRID)
         prior = sens_reduce(kv, sens)
