@@ -129,6 +129,16 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
         assert not torch.allclose(net(k, mask, 8), plain(k, mask, 8))
     with pytest.raises(ValueError, match="final_solve_trainable"):
         ReconModel(final_solve_trainable=True, **SMALL)
+    # the per-scan weight a (sigma^2 / P)^e_noise m^e_misfit: exponents (1, 0) are the plain weight; a misfit
+    # exponent makes the weight smaller (m < 1), so the solve moves further from the network
+    plain_weight = ReconModel(**{**net_args, "final_solve_noise_exponent": 1.0, "final_solve_misfit_exponent": 0.0})
+    misfit_weight = ReconModel(**{**net_args, "final_solve_misfit_exponent": 2.0})
+    for model in (plain_weight, misfit_weight):
+        model.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain_weight(k, mask, 8), net(k, mask, 8))
+        solved, network = misfit_weight(k, mask, 8), blank(k, mask, 8)
+        assert (solved - network).norm() > (net(k, mask, 8) - network).norm()
 
 
 def test_trigger_mode_reaches_the_backbone():

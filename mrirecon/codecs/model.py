@@ -16,6 +16,7 @@ from ..physics import (
     espirit_sens,
     expand_coils,
     kspace_noise_variance,
+    map_misfit,
     rss,
     sens_expand,
     sens_reduce,
@@ -64,6 +65,10 @@ class ReconModel(nn.Module):
             P the mean power of the network's image, a learned (stored as ``final_solve_log_weight``, starting at
             ``final_solve_weight``, at :data:`LR_SCALES` times the learning rate). Low-SNR scans thus keep more of
             the network's denoised image, high-SNR ones more of the measured data.
+        final_solve_noise_exponent, final_solve_misfit_exponent: with ``final_solve_trainable``, the weight is
+            w = a (sigma^2 / P)^e_noise m^e_misfit, m the share of the calibration data the ESPIRiT maps do not
+            explain (:func:`~mrirecon.physics.map_misfit`): where the maps are wrong, the data are trusted less.
+            The defaults (1, 0) are the plain noise-aware weight; results/default_v13 fits them per scan.
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -93,6 +98,8 @@ class ReconModel(nn.Module):
         final_solve_maps: str = "learned",
         final_solve_trainable: bool = False,
         final_solve_crop: float = 0.0,
+        final_solve_noise_exponent: float = 1.0,
+        final_solve_misfit_exponent: float = 0.0,
     ) -> None:
         super().__init__()
         self.virtual_coils = virtual_coils
@@ -105,6 +112,7 @@ class ReconModel(nn.Module):
         self.final_solve_maps = final_solve_maps
         self.final_solve_trainable = final_solve_trainable
         self.final_solve_crop = final_solve_crop
+        self.final_solve_exponents = (final_solve_noise_exponent, final_solve_misfit_exponent)
         if final_solve_trainable:
             if not final_solve_iterations:
                 raise ValueError("final_solve_trainable needs final_solve_iterations > 0")
@@ -185,8 +193,11 @@ class ReconModel(nn.Module):
             weight = self.final_solve_weight
             if self.final_solve_trainable:
                 power = prior.detach().square().sum(-1).mean(dim=(1, 2, 3)).clamp_min(1e-30)
-                noise_to_signal = (kspace_noise_variance(measured) / power).view(-1, 1, 1, 1, 1)
-                weight = self.final_solve_log_weight.exp() * noise_to_signal
+                e_noise, e_misfit = self.final_solve_exponents
+                scale = (kspace_noise_variance(measured) / power).pow(e_noise)
+                if e_misfit:
+                    scale = scale * map_misfit(measured, sens, num_low_frequencies).clamp_min(1e-6).pow(e_misfit)
+                weight = self.final_solve_log_weight.exp() * scale.view(-1, 1, 1, 1, 1)
             x = sense_toward_prior(measured, sens, mask, prior, weight, self.final_solve_iterations)
             return kspace + sens_expand(x - prior, sens) if espirit else sens_expand(x, sens)
 

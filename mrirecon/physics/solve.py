@@ -2,7 +2,8 @@
 
     x = argmin_x ||A x - y||^2 + w ||x - p||^2,   i.e.   (A^H A + w I) x = A^H y + w p,
 
-solved by conjugate gradients (A = M F S, :mod:`.consistency`). Batched: every sample has its own step sizes, and
+solved by conjugate gradients (A = M F S, :mod:`.consistency`). The penalty may instead weigh each k-space
+frequency, sum_k w(k) |F (x - p)(k)|^2, as a Wiener filter does. Batched: every sample has its own step sizes, and
 a fixed number of iterations with no host synchronisation, so it runs under autograd and CUDA graphs alike.
 """
 
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .consistency import adjoint_op, forward_op
+from .fft import fft2c, ifft2c
 
 __all__ = ["sense_toward_prior"]
 
@@ -28,16 +30,26 @@ def _ratio(num: Tensor, den: Tensor) -> Tensor:
 
 
 def sense_toward_prior(
-    measured: Tensor, sens: Tensor, mask: Tensor, prior: Tensor, weight: Tensor | float, iterations: int
+    measured: Tensor,
+    sens: Tensor,
+    mask: Tensor,
+    prior: Tensor,
+    weight: Tensor | float,
+    iterations: int,
+    kspace_weight: bool = False,
 ) -> Tensor:
     """measured [B,C,H,W,2] (zero off the mask), sens [B,C,H,W,2], mask bool broadcastable to measured, prior
-    [B,1,H,W,2], weight w > 0 (scalar or broadcastable to [B,1,1,1,1]) -> x [B,1,H,W,2], starting from the prior."""
+    [B,1,H,W,2], weight w > 0 (scalar or broadcastable to [B,1,1,1,1]; with ``kspace_weight``, w(k) broadcastable
+    to [B,1,H,W,1], the penalty's weight per k-space frequency) -> x [B,1,H,W,2], starting from the prior."""
+
+    def penalty(x: Tensor) -> Tensor:
+        return ifft2c(weight * fft2c(x)) if kspace_weight else weight * x
 
     def normal(x: Tensor) -> Tensor:
-        return adjoint_op(forward_op(x, sens, mask), sens, mask) + weight * x
+        return adjoint_op(forward_op(x, sens, mask), sens, mask) + penalty(x)
 
     x = prior
-    r = adjoint_op(measured, sens, mask) + weight * prior - normal(x)
+    r = adjoint_op(measured, sens, mask) + penalty(prior) - normal(x)
     p, rr = r, _dot(r, r)
     for _ in range(iterations):
         q = normal(p)
