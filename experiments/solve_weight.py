@@ -2,8 +2,9 @@
 ``ReconModel(final_solve_trainable=True)``, w = a sigma^2 / P, against a per-scan MAP weight w = sigma^2 / tau^2 whose
 network error power tau^2 is read off the data: the power of (network k-space - measured k-space) on the measured
 samples, less sigma^2 (floored at 1 % of sigma^2); and a per-frequency (Wiener) weight w(k) = a sigma^2 / P(k), P(k)
-the network image's power spectrum averaged over rings of equal frequency. Everything else as the model's solve: 8 virtual coils, ESPIRiT
-maps on the 64 x 64 grid with eigenvalue crop 0.9, 10 CG iterations, no lines put back.
+the network image's power spectrum averaged over rings of equal frequency; and the solve of the codec's own card
+(since default_v13 the shipped default's per-scan weight). Everything else as the model's solve: 8 virtual coils,
+ESPIRiT maps on the 64 x 64 grid with eigenvalue crop 0.9, 10 CG iterations, no lines put back.
 
 Usage (repository root): python experiments/solve_weight.py FOLDER MASK_TYPE ACCELERATION [--truth T]
 (as experiments/solve_maps.py). Prints PSNR (dB) / SSIM, the mean over volumes and then each volume, per variant.
@@ -48,8 +49,11 @@ def variants(net, masked: np.ndarray, mask: np.ndarray, nlf: int, height: int) -
     """One slice, masked [C,H,W] complex -> {variant: RSS image [height,W]}."""
     _, m, basis, yv, kv = network_kspace(net, masked, mask, nlf, height)
     with torch.no_grad():
-        out = {"default": rss(kv, coil_dim=1)[0].numpy()}
+        out = {"network": rss(kv, coil_dim=1)[0].numpy()}
         sens = espirit_sens(yv, nlf, CROP, FINAL_SOLVE_GRID)
+        if net.final_solve_iterations:  # the solve as the codec's card sets it up (the shipped default's since v13)
+            card = expand_coils(net.final_solve(kv, kv, yv, m, nlf, sens), basis)
+            out["card's solve"] = rss(card, coil_dim=1)[0].numpy()
         prior = sens_reduce(kv, sens)
         noise = kspace_noise_variance(yv).item()
         power = prior.square().sum(-1).mean().item()

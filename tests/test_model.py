@@ -127,8 +127,11 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
     with torch.no_grad():
         torch.testing.assert_close(blank(k, mask, 8), plain(k, mask, 8))
         assert not torch.allclose(net(k, mask, 8), plain(k, mask, 8))
-    with pytest.raises(ValueError, match="final_solve_trainable"):
-        ReconModel(final_solve_trainable=True, **SMALL)
+    # iterations 0 turn the solve off; the learned weight stays, so a codec trained with it still loads
+    off = ReconModel(**{**net_args, "final_solve_iterations": 0})
+    off.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(off(k, mask, 8), plain(k, mask, 8))
     # the per-scan weight a (sigma^2 / P)^e_noise m^e_misfit: exponents (1, 0) are the plain weight; a misfit
     # exponent makes the weight smaller (m < 1), so the solve moves further from the network
     plain_weight = ReconModel(**{**net_args, "final_solve_noise_exponent": 1.0, "final_solve_misfit_exponent": 0.0})
@@ -139,6 +142,14 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
         torch.testing.assert_close(plain_weight(k, mask, 8), net(k, mask, 8))
         solved, network = misfit_weight(k, mask, 8), blank(k, mask, 8)
         assert (solved - network).norm() > (net(k, mask, 8) - network).norm()
+
+
+def test_shipped_default_runs_the_fitted_per_scan_solve_and_can_turn_it_off():
+    net, _ = load_codec()
+    assert (net.final_solve_iterations, net.final_solve_maps, net.final_solve_trainable) == (10, "espirit", True)
+    assert net.final_solve_exponents == (0.75, 3.5) and net.final_solve_crop == 0.9
+    assert net.final_solve_log_weight.item() == pytest.approx(np.log(562341.3))  # 10^5.75, results/default_v13
+    assert load_codec(final_solve_iterations=0)[0].final_solve_iterations == 0
 
 
 def test_trigger_mode_reaches_the_backbone():

@@ -57,8 +57,9 @@ class ReconModel(nn.Module):
             ``learned`` maps: the coil images become S x (trainable through the solve; added untrained it paints
             fold-over ghosts where the learned maps are poor, results/default_v9). ``espirit`` maps (sigpy, from
             the virtual coils' centre on a coarse grid, zero where the eigenvalue is below ``final_solve_crop``, no
-            gradient): the coil images are corrected along the maps, + S (x - x_net). Off in the shipped default:
-            untrained it gains PSNR but loses some SSIM on validation volumes (results/default_v10, default_v12).
+            gradient): the coil images are corrected along the maps, + S (x - x_net). On in the shipped default
+            (untrained, espirit, crop 0.9, with the per-scan weight below; results/default_v13); iterations 0
+            turns it off whatever the other final_solve_* args say.
         final_solve_trainable: the measured lines are not put back and the solve's weight follows the scan's noise:
             w = a sigma^2 / P (the MAP weight if the network's error power is P / a), sigma^2 the k-space noise
             variance estimated from the outer readout frequencies (:func:`~mrirecon.physics.kspace_noise_variance`),
@@ -113,9 +114,7 @@ class ReconModel(nn.Module):
         self.final_solve_trainable = final_solve_trainable
         self.final_solve_crop = final_solve_crop
         self.final_solve_exponents = (final_solve_noise_exponent, final_solve_misfit_exponent)
-        if final_solve_trainable:
-            if not final_solve_iterations:
-                raise ValueError("final_solve_trainable needs final_solve_iterations > 0")
+        if final_solve_trainable:  # kept with iterations 0 (the solve off), so a trained codec still loads
             self.final_solve_log_weight = nn.Parameter(torch.tensor(math.log(final_solve_weight)))
         if token_order not in TOKEN_ORDERS:
             raise ValueError(f"token_order must be one of {TOKEN_ORDERS}, got {token_order!r}")
