@@ -53,8 +53,8 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _evaluate(data: str, truth: str, methods: list[str], out: str, *extra: str) -> list[str]:
-    argv = ["{py}", "-m", "mrirecon.evaluate", "--data", data, "--truth", truth]
+def _evaluate(data: str, truth: str | None, methods: list[str], out: str, *extra: str) -> list[str]:
+    argv = ["{py}", "-m", "mrirecon.evaluate", "--data", data, *(["--truth", truth] if truth else [])]
     for method in methods:
         argv += ["--method", method]
     return [*argv, *extra, "--workers", "2", "--device", "cpu", "--out", out]
@@ -63,6 +63,9 @@ def _evaluate(data: str, truth: str, methods: list[str], out: str, *extra: str) 
 CLASSICAL = ["zero-filled", "sense", "l1-wavelet", "bart"]
 RANDOM_METHODS = [*CLASSICAL, "ours={root}/codecs/default"]
 RANDOM_DATA = "{root}/data/random_eval"
+FULL_DATA = "{root}/data/random_eval_full"  # the dipy and physics volumes fully sampled, for the held-back set's masks
+HELD_BACK_SPLITS = {"shift": "dipy", "physics": "physics"}  # FULL_DATA folder: the README row's name
+HELD_BACK_MASKS = {"equispaced": "4", "random": "8"}  # issue 15's held-back set: mask type and acceleration
 SMALL_DATA = "{root}/data/synth"
 BENCH_TTA = ["--codec", "{root}/codecs/default", "--batch", "8", "--coils", "16", "--size", "320", "320",
              "--tta-slices", "16", "--tta-repeats", "1", "--device", "cpu"]  # fmt: skip
@@ -118,6 +121,18 @@ def steps() -> list[Step]:
         Step("background-floor", "Results: generalisation against BART, the background levels (E2E-VarNet's only "
              "with the GPU-trained codec of codecs/train_default.sh)", 2400,
              ["{py}", "experiments/background_floor.py", RANDOM_DATA], cwd="root", check="script"),
+        Step("data-random-eval-full", "Results: the held-back set's masks (the same volumes, fully sampled)", 2400,
+             ["{py}", "-m", "mrirecon.data.synth", "--preset", "random", "--out", FULL_DATA, "--train-volumes", "0",
+              "--val-volumes", "0", "--test-volumes", "0", "--shift-volumes", "2", "--physics-volumes", "2",
+              "--slices", "4", "--workers", "2", "--quiet", "--full-shift-splits"]),
+        *[Step(f"masks-{name}-{mask}{acc}", f"Results: the held-back set's masks, row {name}, {mask} {acc}x "
+               f"(results/default_v8/masks, results/default_v13/masks)", 5400,
+               _evaluate(f"{FULL_DATA}/{split}", None, ["zero-filled", "l1-wavelet", "bart",
+                                                        "ours={root}/codecs/default"],
+                         f"{{out}}/masks/{name}-{mask}{acc}", "--mask-type", mask, "--accelerations", acc,
+                         "--tuned", "{out}/random_tuned.json"),
+               needs=[f"{FULL_DATA}/{split}", "{out}/random_tuned.json"])
+          for split, name in HELD_BACK_SPLITS.items() for mask, acc in HELD_BACK_MASKS.items()],
         Step("harness-small-test", "results/README.md: harness_small_test (classical baselines tuned on val)", 5400,
              _evaluate(f"{SMALL_DATA}/test_format", f"{SMALL_DATA}/test_truth",
                        [*CLASSICAL[:2], "sense-untuned=sense:lamda=0.003,crop=0.9", *CLASSICAL[2:],
