@@ -52,6 +52,7 @@ def reconstruct_volume_file(
     center_fraction: float | None = None,
     trigger: str | None = None,
     tta_steps: int = 0,
+    final_solve: bool = True,
     keep_identity: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, str | None, dict[str, Any]]:
@@ -59,9 +60,9 @@ def reconstruct_volume_file(
 
     The network is loaded once per process and reused. Raises ValueError when the output is not finite.
     Without ``keep_identity`` the header loses its identifying fields and ``patient_id`` is not copied.
-    ``progress(stage, done, total)`` is told of every slice and test-time adaptation step."""
-    overrides = {"trigger": trigger} if trigger else {}
-    rec = _reconstructor(checkpoint, device, overrides)
+    ``progress(stage, done, total)`` is told of every slice and test-time adaptation step. ``final_solve=False``
+    skips the codec's final solve (the network alone)."""
+    rec = _reconstructor(checkpoint, device, _overrides(trigger, final_solve))
     volume = read_volume(path)
     result = rec.reconstruct_volume(
         volume,
@@ -78,12 +79,18 @@ def reconstruct_volume_file(
         "model": rec.description,
         "seconds": result.seconds,
         "tta_steps": tta_steps,
+        "final_solve": int(final_solve),
     }
     if not np.isfinite(result.recon).all():
         raise ValueError(f"{path}: the reconstruction holds NaN or Inf values")
     attrs.update(carried_attrs(volume.attrs, keep_identity))
     header = volume.header_xml if keep_identity else strip_ismrmrd_identity(volume.header_xml)
     return result.recon, header, attrs
+
+
+def _overrides(trigger: str | None, final_solve: bool) -> dict[str, Any]:
+    """The codec's init args that the command line changes."""
+    return ({"trigger": trigger} if trigger else {}) | ({} if final_solve else {"final_solve_iterations": 0})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--center-fraction", default=None, type=float, help="default: 0.08 at 4x, 0.04 at 8x")
     parser.add_argument("--trigger", default=None, choices=["token", "off", "scan"], help="override the Trigger mode")
     parser.add_argument("--tta-steps", default=0, type=int, help="per-scan test-time adaptation steps (0 = off)")
+    parser.add_argument(
+        "--no-final-solve", action="store_true", help="skip the codec's final ESPIRiT solve: the network alone, faster"
+    )
     parser.add_argument("--format", default="h5", choices=OUTPUT_FORMATS, help="output: fastMRI HDF5, DICOM or NIfTI")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--keep-identity", action="store_true", help="keep patient/study fields of the header")
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.input}: no .h5 files found", file=sys.stderr)
         return 2
     try:  # load the network once, before any file, so a bad checkpoint stops here
-        _reconstructor(args.checkpoint, args.device, {"trigger": args.trigger} if args.trigger else {})
+        _reconstructor(args.checkpoint, args.device, _overrides(args.trigger, not args.no_final_solve))
     except (FileNotFoundError, ValueError) as err:
         print(f"error: cannot load the checkpoint: {err}", file=sys.stderr)
         return 2
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "center_fraction": args.center_fraction,
         "trigger": args.trigger,
         "tta_steps": args.tta_steps,
+        "final_solve": not args.no_final_solve,
     }
     tasks = []
     for path in inputs:

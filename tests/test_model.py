@@ -331,6 +331,22 @@ def _umask() -> int:
     return mask
 
 
+def test_reconstruct_command_can_skip_the_final_solve(synth_root, tmp_path):
+    solve = dict(final_solve_iterations=3, final_solve_maps="espirit", final_solve_trainable=True)
+    args = dict(patch_size=16, **solve, **SMALL)
+    torch.manual_seed(0)
+    save_codec(tmp_path / "c", ReconModel(**args), {"class_path": "mrirecon.codecs.ReconModel", "init_args": args})
+    src = sorted((synth_root / "test").glob("*.h5"))[0]
+    images = {}
+    for name, extra in (("solve", []), ("network", ["--no-final-solve"])):
+        argv = ["--input", str(src), "--output", str(tmp_path / name), "--checkpoint", str(tmp_path / "c"), *extra]
+        assert reconstruct_main(argv) == 0
+        with h5py.File(next((tmp_path / name).glob("*.h5"))) as hf:
+            images[name] = hf["reconstruction"][()]
+            assert hf.attrs["final_solve"] == (name == "solve")
+    assert not np.allclose(images["solve"], images["network"])
+
+
 def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):
     net = ReconModel(**SMALL, patch_size=16)
     save_codec(tmp_path / "c", net, {"class_path": "mrirecon.codecs.ReconModel", "init_args": {**SMALL}})
