@@ -16,7 +16,8 @@
 #   CASCADES: grow INIT's decoder to this many refinement cascades first, the new ones copies of its last ones,
 #   python -m mrirecon.codecs.grow; NET=varnet: the same leg for the E2E-VarNet of codecs/varnet_default.yaml, which
 #   then needs INIT, a VarNet codec, or INIT=none to start from random weights: how the VarNet is brought to the
-#   default's training budget, leg by leg; FIT_ARGS: more arguments of the fit, e.g. --trainer.accelerator cpu)
+#   default's training budget, leg by leg; FIT_ARGS: more arguments of the fit, e.g. --trainer.accelerator cpu;
+#   GRACE: seconds the fit may run past its budget (export, closing test table), default 150)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
@@ -50,9 +51,9 @@ if [ "$init" != none ]; then
   # the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
   cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
 fi
-# the fit (and its closing test pass and table) gets at most 2.5 minutes beyond its budget, so the packing below always
-# runs; with 12 cascades the closing table is cut off there (exit 124), after the codec was exported and tested
-timeout $((minutes * 60 + 150)) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml "${overlay[@]}" \
+# the fit (and its closing test pass and table) gets at most GRACE seconds beyond its budget, so the packing below always
+# runs; with 12 cascades the closing table is cut off there (exit 124), after the codec was exported
+timeout $((minutes * 60 + ${GRACE:-150})) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml "${overlay[@]}" \
   --data.data_path "data/$name" --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
   "${from[@]}" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \

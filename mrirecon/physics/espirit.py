@@ -6,8 +6,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import sigpy as sp
-import sigpy.mri
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -55,6 +53,10 @@ def espirit_calibration(
     The maps are smooth, and sigpy's per-pixel eigen-decomposition costs most of the time (5-6 s at 320 x 320
     with 8 virtual coils on the 2-core CPU, 0.3 s at 64 x 64; results/default_v12/espirit_grid.txt).
     """
+    # imported here: sigpy pulls in numba and llvmlite, which nothing but the calibration needs
+    import sigpy as sp
+    import sigpy.mri
+
     kspace = np.asarray(kspace)
     if kspace.ndim != 3 or not np.iscomplexobj(kspace):
         raise ValueError(f"kspace must be complex [C, H, W], got {kspace.dtype} {kspace.shape}")
