@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARNET_DEFAULT = ROOT / "runs" / "varnet_default" / "codec"  # trained on a GPU by codecs/train_default.sh
+VARNET_DEFAULT = ROOT / "runs" / "varnet_default" / "codec"  # trained on a GPU: legs of results/default_v14
 
 
 @dataclass
