@@ -1,5 +1,8 @@
 """The forward model's identities: FFT unitarity, adjointness of A, data consistency, masks, noise."""
 
+import subprocess
+import sys
+
 import fastmri
 import numpy as np
 import pytest
@@ -338,3 +341,12 @@ def test_kspace_noise_variance_reads_the_noise_level_off_the_outer_readout_frequ
     mask = np.arange(W) % 3 == 0
     batch = torch.view_as_real(torch.from_numpy(np.stack(noisy) * mask).to(torch.complex64))
     np.testing.assert_allclose(physics.kspace_noise_variance(batch).numpy(), [4.0, 2.0], rtol=0.1)
+
+
+def test_importing_the_training_path_leaves_sigpy_unloaded():
+    """sigpy pulls in numba and llvmlite: only an ESPIRiT calibration or a birdcage coil model loads it, so a machine
+    without them can still train on stored data and reconstruct without the final solve."""
+    modules = "mrirecon.physics, mrirecon.data, mrirecon.codecs, mrirecon.training.module"
+    code = f"import sys, {modules}; print(sorted({{'sigpy', 'numba'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
