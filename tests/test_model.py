@@ -95,6 +95,31 @@ def test_final_solve_with_espirit_maps_only_corrects_along_them():
     torch.testing.assert_close(held, torch.where(m, k, before), rtol=1e-4, atol=1e-9)
 
 
+def test_espirit_solve_keeps_the_network_image_of_a_slice_without_a_calibration_region():
+    """A slice whose sampled centre is under 3 columns (no ESPIRiT calibration possible) is reconstructed by the
+    network alone, with a warning, instead of failing; the other slice of the batch still gets its solve."""
+    k, mask = _batch(C=5)
+    mask[1] = False
+    mask[1, ..., 1::4, :] = True
+    mask[1, ..., 19:21, :] = True  # a centre of 2 columns
+    k = k * mask
+    torch.manual_seed(0)
+    plain = ReconModel(patch_size=8, virtual_coils=3, **SMALL)
+    solved = ReconModel(
+        patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
+        final_solve_noise_exponent=0.75, final_solve_misfit_exponent=3.5, **SMALL,
+    )  # fmt: skip
+    solved.load_state_dict(plain.state_dict(), strict=False)  # all but the solve's weight
+    low = torch.tensor([8, 2])
+    with torch.no_grad(), pytest.warns(UserWarning, match="no ESPIRiT maps for slice 1"):
+        out = solved(k, mask, low)
+    with torch.no_grad():
+        before = plain(k, mask, low)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1], before[1])
+    assert not torch.allclose(out[0], before[0])
+
+
 def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead():
     """A learned solve weight: a gradient reaches it, the measured lines are no longer put back, and maps computed
     ahead by the data loader's transform give the same image as maps computed in the forward."""

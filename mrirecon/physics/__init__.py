@@ -21,7 +21,14 @@ from .coil_models import COIL_MODELS, coil_maps, cropped_birdcage_maps, smooth_c
 from .coils import coil_basis, compress_coils, expand_coils, sens_expand, sens_expand_np, sens_reduce
 from .combine import center_crop, coil_images_rss_np, rss, rss_np, zero_filled_rss, zero_filled_rss_np
 from .consistency import adjoint_op, data_consistency, forward_op, soft_data_consistency
-from .espirit import FINAL_SOLVE_GRID, espirit_calibration, espirit_maps, espirit_sens, map_misfit
+from .espirit import (
+    FINAL_SOLVE_GRID,
+    NoCalibrationRegionError,
+    espirit_calibration,
+    espirit_maps,
+    espirit_sens,
+    map_misfit,
+)
 from .fft import as_complex, crop_readout, crop_readout_np, fft2c, fft2c_np, ifft2c, ifft2c_np
 from .masks import (
     BASE_MASK_TYPES,
@@ -46,6 +53,7 @@ __all__ = [
     "MASK_TYPES",
     "STANDARD_PAIRS",
     "MixedMaskFunc",
+    "NoCalibrationRegionError",
     "adjoint_op",
     "as_complex",
     "center_crop",

@@ -12,11 +12,23 @@ from torch import Tensor
 
 from .fft import as_complex, ifft2c
 
-__all__ = ["FINAL_SOLVE_GRID", "calib_width", "espirit_calibration", "espirit_maps", "espirit_sens", "map_misfit"]
+__all__ = [
+    "FINAL_SOLVE_GRID",
+    "NoCalibrationRegionError",
+    "calib_width",
+    "espirit_calibration",
+    "espirit_maps",
+    "espirit_sens",
+    "map_misfit",
+]
 
 # ReconModel's ESPIRiT solve calibrates its maps on 64 x 64 pixels: 15 times faster than at 320 x 320 and as good
 # (experiments/espirit_cost.py)
 FINAL_SOLVE_GRID = 64
+
+
+class NoCalibrationRegionError(ValueError):
+    """The measured k-space has no fully sampled centre of at least 3 columns to calibrate ESPIRiT from."""
 
 
 def calib_width(kspace: np.ndarray, wanted: int) -> int:
@@ -66,7 +78,7 @@ def espirit_calibration(
         kspace = sp.resize(kspace, (kspace.shape[0], min(full[0], grid), min(full[1], grid)))
     width = calib_width(kspace, int(num_low_frequencies))
     if width < 3:
-        raise ValueError(
+        raise NoCalibrationRegionError(
             f"ESPIRiT needs a fully sampled centre of >= 3 columns, got {width} "
             f"(num_low_frequencies={num_low_frequencies})"
         )
@@ -122,10 +134,16 @@ def espirit_sens(
 ) -> Tensor:
     """Batched :func:`espirit_maps` on the CPU: measured k-space [B,C,H,W,2] (zero off the mask) -> maps
     [B,C,H,W,2] on its device and dtype, no gradient (they depend on the data only). ``num_low_frequencies``
-    None: the whole contiguous sampled centre calibrates; ``grid``: see :func:`espirit_calibration`."""
+    None: the whole contiguous sampled centre calibrates; ``grid``: see :func:`espirit_calibration`. A slice with
+    no calibration region gets zero maps, with a warning: a solve with them leaves the network's image as it is."""
     k = as_complex(measured.detach().float()).cpu().numpy()
     wanted = torch.as_tensor(k.shape[-1] if num_low_frequencies is None else num_low_frequencies).expand(len(k))
-    maps = np.stack([espirit_maps(k[b], int(wanted[b]), crop=crop, grid=grid) for b in range(len(k))])
+    maps = np.zeros(k.shape, np.complex64)
+    for b in range(len(k)):
+        try:
+            maps[b] = espirit_maps(k[b], int(wanted[b]), crop=crop, grid=grid)
+        except NoCalibrationRegionError as err:
+            warnings.warn(f"no ESPIRiT maps for slice {b} of the batch, so no final solve there: {err}", stacklevel=2)
     return torch.view_as_real(torch.from_numpy(maps)).to(measured.device, measured.dtype)
 
 
