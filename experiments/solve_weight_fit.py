@@ -64,6 +64,18 @@ def report(name: str, rows: list[dict], c: tuple[float, float, float]) -> None:
           f"worst {d_psnr.min():+.2f} dB / {d_ssim.min():+.4f}, objective {value:+.3f}")  # fmt: skip
 
 
+def report_best_rung(name: str, rows: list[dict]) -> None:
+    """The ceiling of any weight rule: each slice at the rung of its own ladder that scores best."""
+    best = []
+    for r in rows:
+        solve, net = np.array(r["solve"]), np.array(r["network"])
+        value = objective(solve[:, 0] - net[0], solve[:, 1] - net[1])
+        best.append((*(solve[int(np.argmax(value))] - net), value.max()))
+    d_psnr, d_ssim, value = np.array(best).T
+    print(f"{name}: each slice's best rung: dPSNR {d_psnr.mean():+.2f} dB, dSSIM {d_ssim.mean():+.4f}, "
+          f"objective {value.mean():+.3f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", type=Path, nargs="+")
@@ -74,6 +86,7 @@ def main() -> None:
     report("all, in-sample", rows, c)
     for mask in sorted({r["mask"] for r in rows}):
         report(f"  {mask}", [r for r in rows if r["mask"] == mask], c)
+        report_best_rung(f"  {mask}", [r for r in rows if r["mask"] == mask])
     for group in sorted({r["file"].split("/")[0] for r in rows}):
         held = [r for r in rows if r["file"].split("/")[0] == group]
         c_out, _ = fit([r for r in rows if r["file"].split("/")[0] != group])
