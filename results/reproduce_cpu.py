@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARNET_DEFAULT = ROOT / "runs" / "varnet_default" / "codec"  # trained on a GPU: legs of results/default_v14
+VARNET_DEFAULT = ROOT / "runs" / "varnet_default" / "codec"  # trained on a GPU: legs of results/default_v14, _v15
 
 
 @dataclass
@@ -119,7 +119,7 @@ def steps() -> list[Step]:
                        "{out}/random_dipy", "--tuned", "{out}/random_tuned.json"),
              needs=["{out}/random_tuned.json"]),
         Step("background-floor", "Results: generalisation against BART, the background levels (E2E-VarNet's only "
-             "with the GPU-trained codec of results/default_v14)", 2400,
+             "with the GPU-trained codec of results/default_v15)", 2400,
              ["{py}", "experiments/background_floor.py", RANDOM_DATA], cwd="root", check="script"),
         Step("data-random-eval-full", "Results: the held-back set's masks (the same volumes, fully sampled)", 2400,
              ["{py}", "-m", "mrirecon.data.synth", "--preset", "random", "--out", FULL_DATA, "--train-volumes", "0",
