@@ -14,22 +14,29 @@
 #   legs share a GPU; WORKERS: data-loader workers, default 12; LR: the peak learning rate, default 5e-4; BATCH: slices
 #   per step, default 2;
 #   CASCADES: grow INIT's decoder to this many refinement cascades first, the new ones copies of its last ones,
-#   python -m mrirecon.codecs.grow; NET=varnet: the same leg for the E2E-VarNet of codecs/varnet_default.yaml, which
-#   then needs INIT, a VarNet codec, or INIT=none to start from random weights: how the VarNet is brought to the
-#   default's training budget, leg by leg; FIT_ARGS: more arguments of the fit, e.g. --trainer.accelerator cpu;
+#   python -m mrirecon.codecs.grow; NET=varnet / NET=unet: the same leg for the E2E-VarNet of
+#   codecs/varnet_default.yaml / the U-Net of codecs/unet_default.yaml, which then needs INIT, a codec of that
+#   network, or INIT=none to start from random weights: how the baselines are brought to the default's training
+#   budget, leg by leg (the U-Net has no cascades: CASCADES does not apply); FIT_ARGS: more arguments of the fit,
+#   e.g. --trainer.accelerator cpu;
 #   GRACE: seconds the fit may run past its budget (export, closing test table), default 150)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
 py=${PYTHON:-python3}
-name=${NAME:-continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}${NET:+-$NET}}  # the oracle and the VarNet get their own folders
+name=${NAME:-continue${TRAIN_PHYSICS:+-$TRAIN_PHYSICS}${NET:+-$NET}}  # the oracle and the baselines get their own folders
 case ${NET:-} in
   '') overlay=() ;;
   varnet) overlay=(--config codecs/varnet_default.yaml) ;;
-  *) echo "NET=$NET: only varnet (or nothing, our codec)" >&2; exit 2 ;;
+  unet) overlay=(--config codecs/unet_default.yaml) ;;
+  *) echo "NET=$NET: only varnet or unet (or nothing, our codec)" >&2; exit 2 ;;
 esac
 if [ -n "${NET:-}" ] && [ -z "${INIT:-}" ]; then
   echo "NET=$NET needs INIT: a codec of that network, or none" >&2
+  exit 2
+fi
+if [ "${NET:-}" = unet ] && [ -n "${CASCADES:-}" ]; then
+  echo "CASCADES=$CASCADES: the U-Net has no cascades" >&2
   exit 2
 fi
 mkdir -p "$out"
@@ -39,23 +46,24 @@ $py -m mrirecon.data.synth --preset "${PRESET:-random-mixed-resolution}" --seed 
   ${TRAIN_PHYSICS:+--train-physics "$TRAIN_PHYSICS"}
 echo "data: $(($(date +%s) - start)) s" | tee "$out/timing.txt"
 init=${INIT:-codecs/default}
-if [ "$init" = none ]; then
-  from=()
-  cascades=${CASCADES:-8}
-elif [ -n "${CASCADES:-}" ]; then
+if [ "$init" != none ] && [ -n "${CASCADES:-}" ]; then
   $py -m mrirecon.codecs.grow "$init" "runs/$name/grown" --cascades "$CASCADES" || exit 2
   init=runs/$name/grown
 fi
-if [ "$init" != none ]; then
-  from=(--model.init_codec "$init")
+from=()
+[ "$init" = none ] || from=(--model.init_codec "$init")
+net_size=()
+if [ "${NET:-}" != unet ]; then
   # the network is built from codecs/default.yaml; its cascade count follows the codec it starts from
-  cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
+  cascades=${CASCADES:-8}
+  [ "$init" = none ] || cascades=$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['net']['init_args']['num_cascades'])" "$init/card.json")
+  net_size=(--model.net.init_args.num_cascades "$cascades")
 fi
 # the fit (and its closing test pass and table) gets at most GRACE seconds beyond its budget, so the packing below always
 # runs; with 12 cascades the closing table is cut off there (exit 124), after the codec was exported
 timeout $((minutes * 60 + ${GRACE:-150})) $py -m mrirecon.fit fit --config codecs/base.yaml --config codecs/default.yaml "${overlay[@]}" \
   --data.data_path "data/$name" --trainer.default_root_dir "runs/$name" --trainer.logger.init_args.save_dir "runs/$name" \
-  "${from[@]}" --model.net.init_args.num_cascades "$cascades" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
+  "${from[@]}" "${net_size[@]}" --model.lr "${LR:-5e-4}" --data.batch_size "${BATCH:-2}" \
   --trainer.max_time "00:00:0$minutes:00" --model.schedule_seconds $((minutes * 60 - 10)) \
   --data.num_workers ${WORKERS:-12} ${FIT_ARGS:-} >"$out/train.log" 2>&1
 status=$?

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -154,6 +157,7 @@ RECIPES = [
     (["varnet"], "runs/varnet"),
     (["default"], "runs/default"),
     (["default", "varnet_default"], "runs/varnet_default"),
+    (["default", "unet_default"], "runs/unet_default"),
     (["nirvana-1.3B"], "runs/nirvana-1.3B"),
 ]
 
@@ -182,3 +186,64 @@ def test_overlays_on_the_base_recipe_name_their_run_folder_and_repeat_nothing(ch
     assert {logger["init_args"]["save_dir"] for logger in merged["trainer.logger"]} == {root}
     exports = [c for c in merged["trainer.callbacks"] if c["class_path"].endswith("ExportCodec")]
     assert len(exports) == 1 and "dirpath" not in exports[0].get("init_args", {})
+
+
+# codecs/continue_default.sh with a stand-in python that records the fit's arguments instead of training
+RECORDING_PYTHON = """#!/bin/sh
+case "$1 $2" in
+  "-m mrirecon.fit") shift 2; echo "$@" > "$LEG_ARGS" ;;
+  "-m mrirecon.data.synth") ;;
+  *) exec "$REAL_PYTHON" "$@" ;;
+esac
+"""
+
+
+def _leg(tmp_path: Path, **env: str) -> tuple[int, list[str], str]:
+    python = tmp_path / "python"
+    python.write_text(RECORDING_PYTHON)
+    python.chmod(0o755)
+    args = tmp_path / "fit_args.txt"
+    full_env = {**os.environ, "PYTHON": str(python), "REAL_PYTHON": sys.executable, "LEG_ARGS": str(args), **env}
+    run = subprocess.run(
+        ["bash", str(CODECS / "continue_default.sh"), str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+    )
+    return run.returncode, args.read_text().split() if args.exists() else [], run.stderr
+
+
+def _option(args: list[str], name: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == name]
+
+
+def test_baseline_legs_build_each_network_with_its_own_overlay(tmp_path):
+    codec = tmp_path / "varnet_codec"
+    codec.mkdir()
+    (codec / "card.json").write_text(json.dumps({"net": {"init_args": {"num_cascades": 12}}}))
+    status, args, _ = _leg(tmp_path, NET="varnet", INIT=str(codec))
+    assert status == 0
+    assert _option(args, "--config")[-1] == "codecs/varnet_default.yaml"
+    assert _option(args, "--model.net.init_args.num_cascades") == ["12"]  # from the card it continues
+    assert _option(args, "--model.init_codec") == [str(codec)]
+
+    status, args, _ = _leg(tmp_path, NET="unet", INIT="none")
+    assert status == 0
+    assert _option(args, "--config")[-1] == "codecs/unet_default.yaml"
+    assert not _option(args, "--model.net.init_args.num_cascades")  # the U-Net has no cascades
+    assert not _option(args, "--model.init_codec")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NET": "unet", "INIT": "none", "CASCADES": "12"}, "no cascades"),
+        ({"NET": "unet"}, "needs INIT"),
+        ({"NET": "resnet", "INIT": "none"}, "only varnet or unet"),
+    ],
+)
+def test_a_baseline_leg_that_cannot_be_built_stops_before_simulating(tmp_path, env, message):
+    status, args, stderr = _leg(tmp_path, **env)
+    assert status == 2 and message in stderr and not args
+    assert not (tmp_path / "out").exists()
