@@ -85,8 +85,9 @@ def main() -> None:
     print(f"fit on all {len(rows)} slices: c0 {c[0]:+.2f}, c1 {c[1]:.2f}, c2 {c[2]:.2f} (objective {value:+.3f})")
     report("all, in-sample", rows, c)
     for mask in sorted({r["mask"] for r in rows}):
-        report(f"  {mask}", [r for r in rows if r["mask"] == mask], c)
-        report_best_rung(f"  {mask}", [r for r in rows if r["mask"] == mask])
+        subset = [r for r in rows if r["mask"] == mask]
+        report(f"  {mask}", subset, c)
+        report_best_rung(f"  {mask}", subset)
     for group in sorted({r["file"].split("/")[0] for r in rows}):
         held = [r for r in rows if r["file"].split("/")[0] == group]
         c_out, _ = fit([r for r in rows if r["file"].split("/")[0] != group])
