@@ -16,13 +16,13 @@ from mrirecon.api import Reconstructor
 from mrirecon.io import read_volume
 from mrirecon.metrics import center_crop_to
 
-CODECS = {"ours": "codecs/default", "e2e-varnet": "runs/varnet_default/codec"}
+CODECS = {"ours": "codecs/default", "e2e-varnet": "runs/varnet_default/codec", "u-net": "runs/unet_default/codec"}
 SPLITS = {"test_format": "test_truth", "physics_test_format": "physics_truth", "shift_test_format": "shift_truth"}
 
 
 def main(root: Path) -> None:
     found = {name: path for name, path in CODECS.items() if Path(path, "card.json").is_file()}
-    if len(found) < len(CODECS):  # the E2E-VarNet codec is rebuilt by codecs/train_default.sh, not committed
+    if len(found) < len(CODECS):  # the GPU-trained baselines are not committed (results/default_v16)
         print(f"not found, left out: {', '.join(f'{n} ({p})' for n, p in CODECS.items() if n not in found)}")
     recs = {name: Reconstructor.from_checkpoint(path, device="cpu") for name, path in found.items()}
     for split, truth in SPLITS.items():

@@ -33,7 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARNET_DEFAULT = ROOT / "runs" / "varnet_default" / "codec"  # trained on a GPU: legs of results/default_v14, _v15
+# trained on a GPU: the legs of results/default_v14 to default_v16
+GPU_BASELINES = {
+    "e2e-varnet": ROOT / "runs" / "varnet_default" / "codec",
+    "unet": ROOT / "runs" / "unet_default" / "codec",
+}
 
 
 @dataclass
@@ -73,7 +77,7 @@ BENCH_TTA = ["--codec", "{root}/codecs/default", "--batch", "8", "--coils", "16"
 
 def steps() -> list[Step]:
     """The steps in the order they run (later ones use what earlier ones wrote)."""
-    random_methods = RANDOM_METHODS + ([f"e2e-varnet={VARNET_DEFAULT}"] if VARNET_DEFAULT.is_dir() else [])
+    random_methods = RANDOM_METHODS + [f"{name}={path}" for name, path in GPU_BASELINES.items() if path.is_dir()]
     return [
         Step("data-small", "The data (the small preset that `make fit` and the small tables use)", 900,
              ["{py}", "-m", "mrirecon.data.synth", "--out", SMALL_DATA, "--quiet"]),
@@ -118,8 +122,8 @@ def steps() -> list[Step]:
                        [*random_methods, "ours-tta={root}/codecs/default:tta_steps=10"],
                        "{out}/random_dipy", "--tuned", "{out}/random_tuned.json"),
              needs=["{out}/random_tuned.json"]),
-        Step("background-floor", "Results: generalisation against BART, the background levels (E2E-VarNet's only "
-             "with the GPU-trained codec of results/default_v15)", 2400,
+        Step("background-floor", "Results: generalisation against BART, the background levels (E2E-VarNet's and "
+             "the U-Net's only with the GPU-trained codecs of results/default_v16)", 2400,
              ["{py}", "experiments/background_floor.py", RANDOM_DATA], cwd="root", check="script"),
         Step("data-random-eval-full", "Results: the held-back set's masks (the same volumes, fully sampled)", 2400,
              ["{py}", "-m", "mrirecon.data.synth", "--preset", "random", "--out", FULL_DATA, "--train-volumes", "0",

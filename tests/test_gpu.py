@@ -65,3 +65,28 @@ def test_backbone_fla_backend_matches_torch_backend():
         model.backend = "fla"
         b = model(inputs_embeds=x).last_hidden_state
     assert rel(a, ref) < 2e-2 and rel(b, ref) < 2e-2
+
+
+def _cupy() -> bool:
+    import sigpy as sp
+
+    return sp.config.cupy_enabled
+
+
+@pytest.mark.skipif(not _cupy(), reason="sigpy without CuPy")
+def test_espirit_maps_calibrated_on_the_gpu_match_the_cpu():
+    """The final solve's maps for CUDA tensors come from sigpy on the GPU and agree with the CPU calibration."""
+    import numpy as np
+
+    from mrirecon import physics
+
+    H, W = 64, 48
+    yy, xx = np.mgrid[:H, :W]
+    obj = (((yy - H / 2) / 26) ** 2 + ((xx - W / 2) / 19) ** 2 < 1).astype(np.float32) * (1 + 0.3 * np.sin(xx / 3))
+    coils = physics.sens_expand_np(obj, physics.coil_maps("loops", 6, (H, W), (50, 38), np.random.default_rng(2)))
+    mask = (np.arange(W) % 3 == 0) | (abs(np.arange(W) - W // 2) < 6)
+    batch = torch.view_as_real(torch.from_numpy((np.stack([coils, coils[::-1]]) * mask).astype(np.complex64)))
+    cpu = physics.espirit_sens(batch, 12, crop=0.0, grid=24)
+    gpu = physics.espirit_sens(batch.cuda(), 12, crop=0.0, grid=24)
+    assert physics.cupy_gpu(gpu.device) == 0 and gpu.is_cuda
+    assert rel(gpu.cpu(), cpu) < 1e-2

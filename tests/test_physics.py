@@ -308,6 +308,26 @@ def test_espirit_maps_span_the_coil_images_and_batch_per_sample():
         physics.espirit_maps(measured[0] * (np.arange(W) % 2 == 0), 12)
 
 
+def test_the_solve_calibrates_on_the_gpu_only_where_sigpy_has_cupy(monkeypatch):
+    """CPU tensors calibrate on the CPU; CUDA tensors on their GPU when sigpy has CuPy, else on the CPU; and the
+    batched maps hand the chosen device to every slice's calibration."""
+    import sigpy as sp
+
+    import mrirecon.physics.espirit as espirit
+
+    monkeypatch.setattr(sp.config, "cupy_enabled", True)
+    assert physics.cupy_gpu(torch.device("cpu")) is None
+    assert physics.cupy_gpu(torch.device("cuda", 1)) == 1 and physics.cupy_gpu(torch.device("cuda")) == 0
+    monkeypatch.setattr(sp.config, "cupy_enabled", False)
+    assert physics.cupy_gpu(torch.device("cuda", 1)) is None
+
+    seen = []
+    monkeypatch.setattr(espirit, "cupy_gpu", lambda device: 3)
+    monkeypatch.setattr(espirit, "espirit_maps", lambda k, n, crop, grid, gpu: seen.append(gpu) or np.ones_like(k))
+    sens = physics.espirit_sens(torch.zeros(2, 4, 8, 8, 2), 4, crop=0.9, grid=None)
+    assert seen == [3, 3] and torch.equal(sens[..., 0], torch.ones(2, 4, 8, 8))
+
+
 def test_espirit_on_a_coarse_grid_explains_the_coil_images_as_well_as_at_full_resolution():
     """Maps calibrated on a 24 x 24 grid of the same field of view and interpolated: the full matrix's shape, unit
     RSS, and inside the object they explain the coil images almost as well as the full-resolution maps."""

@@ -24,6 +24,7 @@ from .consistency import adjoint_op, data_consistency, forward_op, soft_data_con
 from .espirit import (
     FINAL_SOLVE_GRID,
     NoCalibrationRegionError,
+    cupy_gpu,
     espirit_calibration,
     espirit_maps,
     espirit_sens,
@@ -66,6 +67,7 @@ __all__ = [
     "crop_readout",
     "crop_readout_np",
     "cropped_birdcage_maps",
+    "cupy_gpu",
     "data_consistency",
     "espirit_calibration",
     "espirit_maps",
