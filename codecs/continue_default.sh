@@ -19,7 +19,9 @@
 #   network, or INIT=none to start from random weights: how the baselines are brought to the default's training
 #   budget, leg by leg (the U-Net has no cascades: CASCADES does not apply); FIT_ARGS: more arguments of the fit,
 #   e.g. --trainer.accelerator cpu;
-#   GRACE: seconds the fit may run past its budget (export, closing test table), default 150)
+#   GRACE: seconds the fit may run past its budget (export, closing test table), default 150; KEEP_DATA=1: keep the
+#   leg's simulated data/NAME, which is deleted after the fit otherwise: two legs' training volumes fill most of a
+#   64 GiB disk, and the next legs on the same machine need the room, results/default_v16)
 set -uo pipefail
 out=${1:?usage: continue_default.sh OUT}
 minutes=${MINUTES:-6}
@@ -70,4 +72,5 @@ status=$?
 echo "trained: $(($(date +%s) - start)) s (exit $status)" | tee -a "$out/timing.txt"
 cp "runs/$name"/logs/version_*/metrics.csv "$out/" 2>/dev/null
 tar czf - -C "runs/$name" codec | split -b 15M - "$out/codec.tgz."
+[ "${KEEP_DATA:-0}" = 1 ] || rm -rf "data/$name"
 exit $status

@@ -235,6 +235,16 @@ def test_baseline_legs_build_each_network_with_its_own_overlay(tmp_path):
     assert not _option(args, "--model.init_codec")
 
 
+def test_a_leg_deletes_its_simulated_data_unless_asked_to_keep_it(tmp_path):
+    """Two legs' training volumes filled a 64 GiB device disk, so each leg removes data/NAME once its fit is over."""
+    data = tmp_path / "data" / "u1"
+    for keep, kept in (("0", False), ("1", True)):
+        (data / "train").mkdir(parents=True, exist_ok=True)
+        status, args, _ = _leg(tmp_path, NAME="u1", NET="unet", INIT="none", KEEP_DATA=keep)
+        assert status == 0 and _option(args, "--data.data_path") == ["data/u1"]
+        assert data.exists() == kept
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
