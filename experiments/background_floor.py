@@ -22,7 +22,7 @@ SPLITS = {"test_format": "test_truth", "physics_test_format": "physics_truth", "
 
 def main(root: Path) -> None:
     found = {name: path for name, path in CODECS.items() if Path(path, "card.json").is_file()}
-    if len(found) < len(CODECS):  # the GPU-trained baselines are not committed (results/default_v17)
+    if len(found) < len(CODECS):  # the GPU-trained baselines are not committed (results/default_v18)
         print(f"not found, left out: {', '.join(f'{n} ({p})' for n, p in CODECS.items() if n not in found)}")
     recs = {name: Reconstructor.from_checkpoint(path, device="cpu") for name, path in found.items()}
     for split, truth in SPLITS.items():

@@ -16,7 +16,7 @@ from fastmri.data.transforms import VarNetSample
 from mrirecon.codecs import ReconModel, build_backbone
 from mrirecon.codecs.checkpoint import load_codec, save_codec
 from mrirecon.data.transforms import WithEspiritMaps
-from mrirecon.physics import rss
+from mrirecon.physics import restore_noise_floor, rss
 from mrirecon.reconstruct import main as reconstruct_main
 from mrirecon.training.cli import main as fit_main
 
@@ -74,6 +74,22 @@ def test_final_solve_keeps_the_measured_lines_of_every_physical_coil():
         ReconModel(final_solve_iterations=2, final_solve_weight=0.0, **SMALL)
     with pytest.raises(ValueError, match="final_solve_maps"):
         ReconModel(final_solve_iterations=2, final_solve_maps="sense", **SMALL)
+
+
+def test_noise_floor_adds_the_unmeasured_lines_noise_to_the_rss_image():
+    """noise_floor=s: the image is restore_noise_floor of the same network's RSS image, the same weights."""
+    k, mask = _batch()
+    torch.manual_seed(0)
+    plain = ReconModel(**SMALL).eval()
+    floored = ReconModel(noise_floor=0.5, **SMALL).eval()
+    floored.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        image = floored(k, mask, 8)
+        expected = restore_noise_floor(plain(k, mask, 8), k, mask, 0.5)
+    torch.testing.assert_close(image, expected)
+    assert torch.all(image > plain(k, mask, 8).detach())
+    with pytest.raises(ValueError, match="noise_floor"):
+        ReconModel(noise_floor=-1.0, **SMALL)
 
 
 def test_final_solve_with_espirit_maps_only_corrects_along_them():

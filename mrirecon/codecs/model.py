@@ -17,6 +17,7 @@ from ..physics import (
     expand_coils,
     kspace_noise_variance,
     map_misfit,
+    restore_noise_floor,
     rss,
     sens_expand,
     sens_reduce,
@@ -70,6 +71,10 @@ class ReconModel(nn.Module):
             w = a (sigma^2 / P)^e_noise m^e_misfit, m the share of the calibration data the ESPIRiT maps do not
             explain (:func:`~mrirecon.physics.map_misfit`): where the maps are wrong, the data are trusted less.
             The defaults (1, 0) are the plain noise-aware weight; results/default_v13 fits them per scan.
+        noise_floor: add back this share of the noise power of the unmeasured lines to the RSS image
+            (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts those lines without
+            noise, so its background sits below that of a fully sampled RSS image, the fastMRI target
+            (results/default_v18).
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -101,8 +106,12 @@ class ReconModel(nn.Module):
         final_solve_crop: float = 0.0,
         final_solve_noise_exponent: float = 1.0,
         final_solve_misfit_exponent: float = 0.0,
+        noise_floor: float = 0.0,
     ) -> None:
         super().__init__()
+        if noise_floor < 0:
+            raise ValueError(f"noise_floor must be >= 0, got {noise_floor}")
+        self.noise_floor = noise_floor
         self.virtual_coils = virtual_coils
         if final_solve_iterations < 0 or final_solve_weight <= 0:
             raise ValueError("final_solve_iterations must be >= 0 and final_solve_weight > 0")
@@ -167,7 +176,10 @@ class ReconModel(nn.Module):
                 kspace = data_consistency(kspace, measured, mask)
         elif return_kspace and basis is not None:
             kspace = expand_coils(kspace, basis)
-        return kspace if return_kspace else rss(kspace, coil_dim=1)
+        if return_kspace:
+            return kspace
+        image = rss(kspace, coil_dim=1)
+        return restore_noise_floor(image, measured, mask, self.noise_floor) if self.noise_floor else image
 
     def final_solve(
         self,

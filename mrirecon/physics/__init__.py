@@ -43,7 +43,14 @@ from .masks import (
     partial_fourier,
     sample_mask,
 )
-from .noise import coil_noise, kspace_noise_variance, noise_correlation, random_noise_covariance, white_noise
+from .noise import (
+    coil_noise,
+    kspace_noise_variance,
+    noise_correlation,
+    random_noise_covariance,
+    restore_noise_floor,
+    white_noise,
+)
 from .phase import smooth_phase, unscaled_smooth_phase
 from .solve import sense_toward_prior
 
@@ -86,6 +93,7 @@ __all__ = [
     "noise_correlation",
     "partial_fourier",
     "random_noise_covariance",
+    "restore_noise_floor",
     "rss",
     "rss_np",
     "sample_mask",

@@ -14,7 +14,14 @@ from torch import Tensor
 
 from .fft import as_complex
 
-__all__ = ["coil_noise", "kspace_noise_variance", "noise_correlation", "random_noise_covariance", "white_noise"]
+__all__ = [
+    "coil_noise",
+    "kspace_noise_variance",
+    "noise_correlation",
+    "random_noise_covariance",
+    "restore_noise_floor",
+    "white_noise",
+]
 
 
 def random_noise_covariance(
@@ -77,3 +84,18 @@ def kspace_noise_variance(measured: Tensor, band: float = 0.1) -> Tensor:
         kept = sample[sample > 0]
         estimates.append(kept.median() / math.log(2) if kept.numel() else sample.new_zeros(()))
     return torch.stack(estimates)
+
+
+def restore_noise_floor(image: Tensor, measured: Tensor, mask: Tensor, share: float = 1.0) -> Tensor:
+    """The RSS image of a reconstruction whose unmeasured lines carry no noise -> the expected RSS magnitude of
+    the fully sampled noisy scan, which is what fastMRI's targets are.
+
+    Under the orthonormal FFT every pixel of a fully sampled RSS image carries the coils' summed noise power
+    C sigma^2, a floor under the background. Measured lines put back bring only their share f of it, so
+    sqrt(image^2 + share (1 - f) C sigma^2) adds the rest; sigma^2 from :func:`kspace_noise_variance`.
+    image [B,H,W]; measured [B,C,H,W,2], zero off the mask; mask broadcastable to measured -> [B,H,W].
+    """
+    sigma2 = kspace_noise_variance(measured)
+    measured_share = mask.expand_as(measured)[:, 0, ..., 0].float().mean(dim=(-2, -1))
+    floor = share * (1 - measured_share) * measured.shape[1] * sigma2
+    return (image.square() + floor.to(image.dtype).view(-1, 1, 1)).sqrt()
