@@ -13,7 +13,7 @@ Forward operator of a scan with coil maps S and column mask M:  A x = M F (S x);
 - :mod:`.espirit`: ESPIRiT coil maps from the fully sampled centre (sigpy);
 - :mod:`.combine`: root-sum-of-squares, fastMRI's zero-filled / target image;
 - :mod:`.masks`: sampling masks (fastMRI's mask functions, mixed training masks, per-file evaluation masks);
-- :mod:`.noise`: white and coil-correlated k-space noise, random noise covariances;
+- :mod:`.noise`: white and coil-correlated k-space noise, random noise covariances, the noise floor under an RSS image;
 - :mod:`.coil_models`, :mod:`.phase`: the simulators' random coil sensitivities and image phase.
 """
 

@@ -1,4 +1,4 @@
-"""Complex Gaussian k-space noise: white, or with a coil noise covariance (correlated coils).
+"""Complex Gaussian k-space noise (white or coil-correlated) and the floor it puts under RSS images.
 
 Noise arrays are complex64 [..., C, H, W] (coils on axis -3); every draw is seeded from the caller's
 ``numpy.random.Generator``, so a simulation is reproducible from its seed.
