@@ -17,21 +17,17 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from mrirecon.api import Reconstructor
+from mrirecon.evaluate.methods import parse_method
 from mrirecon.io import read_volume
 from mrirecon.metrics import center_crop_to
 
 SPLITS = {"test_format": "test_truth", "physics_test_format": "physics_truth", "shift_test_format": "shift_truth"}
 
 
-def parse_method(spec: str) -> tuple[str, Reconstructor]:
-    """NAME=DIR[:k=v,...] -> (NAME, Reconstructor on the CPU with those overrides, numbers as floats)."""
-    name, _, rest = spec.partition("=")
-    path, _, opts = rest.partition(":")
-    overrides = {}
-    for item in filter(None, opts.split(",")):
-        key, _, value = item.partition("=")
-        overrides[key] = float(value) if key.endswith("weight") else int(value)
-    return name, Reconstructor.from_checkpoint(path, device="cpu", **overrides)
+def load_method(text: str) -> tuple[str, Reconstructor]:
+    """NAME=DIR[:k=v,...], as in ``mrirecon.evaluate`` -> (NAME, that codec on the CPU with the overrides)."""
+    spec = parse_method(text)
+    return spec.name, Reconstructor.from_checkpoint(spec.checkpoint, device="cpu", **spec.overrides)
 
 
 def region_scores(target: np.ndarray, recon: np.ndarray) -> dict[str, float]:
@@ -52,7 +48,7 @@ def region_scores(target: np.ndarray, recon: np.ndarray) -> dict[str, float]:
 
 
 def main(root: Path, specs: list[str]) -> None:
-    methods = dict(parse_method(s) for s in specs)
+    methods = dict(load_method(s) for s in specs)
     split = next(s for s in SPLITS if (root / s).is_dir())
     rows: dict[tuple[int, str], list[dict[str, float]]] = defaultdict(list)
     for path in sorted((root / split).glob("*.h5")):
