@@ -53,6 +53,7 @@ def reconstruct_volume_file(
     trigger: str | None = None,
     tta_steps: int = 0,
     final_solve: bool = True,
+    noise_floor: bool = True,
     keep_identity: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, str | None, dict[str, Any]]:
@@ -61,8 +62,8 @@ def reconstruct_volume_file(
     The network is loaded once per process and reused. Raises ValueError when the output is not finite.
     Without ``keep_identity`` the header loses its identifying fields and ``patient_id`` is not copied.
     ``progress(stage, done, total)`` is told of every slice and test-time adaptation step. ``final_solve=False``
-    skips the codec's final solve (the network alone)."""
-    rec = _reconstructor(checkpoint, device, _overrides(trigger, final_solve))
+    skips the codec's final solve (the network alone), ``noise_floor=False`` its noise floor."""
+    rec = _reconstructor(checkpoint, device, _overrides(trigger, final_solve, noise_floor))
     volume = read_volume(path)
     result = rec.reconstruct_volume(
         volume,
@@ -80,6 +81,7 @@ def reconstruct_volume_file(
         "seconds": result.seconds,
         "tta_steps": tta_steps,
         "final_solve": int(final_solve),
+        "noise_floor": int(noise_floor),
     }
     if not np.isfinite(result.recon).all():
         raise ValueError(f"{path}: the reconstruction holds NaN or Inf values")
@@ -88,9 +90,14 @@ def reconstruct_volume_file(
     return result.recon, header, attrs
 
 
-def _overrides(trigger: str | None, final_solve: bool) -> dict[str, Any]:
+def _overrides(trigger: str | None, final_solve: bool, noise_floor: bool = True) -> dict[str, Any]:
     """The codec's init args that the command line changes."""
-    return ({"trigger": trigger} if trigger else {}) | ({} if final_solve else {"final_solve_iterations": 0})
+    overrides: dict[str, Any] = {"trigger": trigger} if trigger else {}
+    if not final_solve:
+        overrides["final_solve_iterations"] = 0
+    if not noise_floor:
+        overrides["noise_floor"] = 0.0
+    return overrides
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-final-solve", action="store_true", help="skip the codec's final ESPIRiT solve: the network alone, faster"
     )
+    parser.add_argument(
+        "--no-noise-floor", action="store_true", help="leave the background below the scan's noise floor as it is"
+    )
     parser.add_argument("--format", default="h5", choices=OUTPUT_FORMATS, help="output: fastMRI HDF5, DICOM or NIfTI")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--keep-identity", action="store_true", help="keep patient/study fields of the header")
@@ -122,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.input}: no .h5 files found", file=sys.stderr)
         return 2
     try:  # load the network once, before any file, so a bad checkpoint stops here
-        _reconstructor(args.checkpoint, args.device, _overrides(args.trigger, not args.no_final_solve))
+        _reconstructor(
+            args.checkpoint, args.device, _overrides(args.trigger, not args.no_final_solve, not args.no_noise_floor)
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"error: cannot load the checkpoint: {err}", file=sys.stderr)
         return 2
@@ -135,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "trigger": args.trigger,
         "tta_steps": args.tta_steps,
         "final_solve": not args.no_final_solve,
+        "noise_floor": not args.no_noise_floor,
     }
     tasks = []
     for path in inputs:

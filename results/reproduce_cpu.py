@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# trained on a GPU: the legs of results/default_v14 to default_v18
+# trained on a GPU: the legs of results/default_v14 to default_v19
 GPU_BASELINES = {
     "e2e-varnet": ROOT / "runs" / "varnet_default" / "codec",
     "unet": ROOT / "runs" / "unet_default" / "codec",
@@ -123,14 +123,14 @@ def steps() -> list[Step]:
                        "{out}/random_dipy", "--tuned", "{out}/random_tuned.json"),
              needs=["{out}/random_tuned.json"]),
         Step("background-floor", "Results: generalisation against BART, the background levels (E2E-VarNet's and "
-             "the U-Net's only with the GPU-trained codecs of results/default_v18)", 2400,
+             "the U-Net's only with the GPU-trained codecs of results/default_v18 and default_v19)", 2400,
              ["{py}", "experiments/background_floor.py", RANDOM_DATA], cwd="root", check="script"),
         Step("data-random-eval-full", "Results: the held-back set's masks (the same volumes, fully sampled)", 2400,
              ["{py}", "-m", "mrirecon.data.synth", "--preset", "random", "--out", FULL_DATA, "--train-volumes", "0",
               "--val-volumes", "0", "--test-volumes", "0", "--shift-volumes", "2", "--physics-volumes", "2",
               "--slices", "4", "--workers", "2", "--quiet", "--full-shift-splits"]),
         *[Step(f"masks-{name}-{mask}{acc}", f"Results: the held-back set's masks, row {name}, {mask} {acc}x "
-               f"(results/default_v8/masks, results/default_v13/masks)", 5400,
+               f"(results/default_v8/masks, results/default_v19/scores_final/masks)", 5400,
                _evaluate(f"{FULL_DATA}/{split}", None, ["zero-filled", "l1-wavelet", "bart",
                                                         "ours={root}/codecs/default"],
                          f"{{out}}/masks/{name}-{mask}{acc}", "--mask-type", mask, "--accelerations", acc,

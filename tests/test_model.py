@@ -76,7 +76,7 @@ def test_final_solve_keeps_the_measured_lines_of_every_physical_coil():
         ReconModel(final_solve_iterations=2, final_solve_maps="sense", **SMALL)
 
 
-def test_noise_floor_adds_the_unmeasured_lines_noise_to_the_rss_image():
+def test_noise_floor_lifts_the_rss_image_to_the_scans_noise_floor():
     """noise_floor=s: the image is restore_noise_floor of the same network's RSS image, the same weights."""
     k, mask = _batch()
     torch.manual_seed(0)
@@ -85,9 +85,9 @@ def test_noise_floor_adds_the_unmeasured_lines_noise_to_the_rss_image():
     floored.load_state_dict(plain.state_dict())
     with torch.no_grad():
         image = floored(k, mask, 8)
-        expected = restore_noise_floor(plain(k, mask, 8), k, mask, 0.5)
+        expected = restore_noise_floor(plain(k, mask, 8), k, 0.5)
     torch.testing.assert_close(image, expected)
-    assert torch.all(image > plain(k, mask, 8).detach())
+    assert torch.all(image >= plain(k, mask, 8).detach() - 1e-6) and not torch.equal(image, plain(k, mask, 8))
     with pytest.raises(ValueError, match="noise_floor"):
         ReconModel(noise_floor=-1.0, **SMALL)
 
@@ -185,12 +185,15 @@ def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead
         assert (solved - network).norm() > (net(k, mask, 8) - network).norm()
 
 
-def test_shipped_default_runs_the_fitted_per_scan_solve_and_can_turn_it_off():
+def test_shipped_default_runs_the_fitted_per_scan_solve_and_the_noise_floor_and_can_turn_them_off():
     net, _ = load_codec()
     assert (net.final_solve_iterations, net.final_solve_maps, net.final_solve_trainable) == (10, "espirit", True)
     assert net.final_solve_exponents == (0.75, 3.5) and net.final_solve_crop == 0.9
-    assert net.final_solve_log_weight.item() == pytest.approx(np.log(562341.3))  # 10^5.75, results/default_v13
-    assert load_codec(final_solve_iterations=0)[0].final_solve_iterations == 0
+    # 0.3 x 10^5.75 (results/default_v13, default_v19) and the full noise floor (default_v19)
+    assert net.final_solve_log_weight.item() == pytest.approx(np.log(168702.4))
+    assert net.noise_floor == 1.0
+    off = load_codec(final_solve_iterations=0, noise_floor=0.0)[0]
+    assert off.final_solve_iterations == 0 and off.noise_floor == 0.0
 
 
 def test_trigger_mode_reaches_the_backbone():
@@ -372,20 +375,21 @@ def _umask() -> int:
     return mask
 
 
-def test_reconstruct_command_can_skip_the_final_solve(synth_root, tmp_path):
-    solve = dict(final_solve_iterations=3, final_solve_maps="espirit", final_solve_trainable=True)
+def test_reconstruct_command_can_skip_the_final_solve_and_the_noise_floor(synth_root, tmp_path):
+    solve = dict(final_solve_iterations=3, final_solve_maps="espirit", final_solve_trainable=True, noise_floor=1.0)
     args = dict(patch_size=16, **solve, **SMALL)
     torch.manual_seed(0)
     save_codec(tmp_path / "c", ReconModel(**args), {"class_path": "mrirecon.codecs.ReconModel", "init_args": args})
     src = sorted((synth_root / "test").glob("*.h5"))[0]
     images = {}
-    for name, extra in (("solve", []), ("network", ["--no-final-solve"])):
+    for name, extra in (("both", []), ("network", ["--no-final-solve"]), ("no-floor", ["--no-noise-floor"])):
         argv = ["--input", str(src), "--output", str(tmp_path / name), "--checkpoint", str(tmp_path / "c"), *extra]
         assert reconstruct_main(argv) == 0
         with h5py.File(next((tmp_path / name).glob("*.h5"))) as hf:
             images[name] = hf["reconstruction"][()]
-            assert hf.attrs["final_solve"] == (name == "solve")
-    assert not np.allclose(images["solve"], images["network"])
+            assert (hf.attrs["final_solve"], hf.attrs["noise_floor"]) == (name != "network", name != "no-floor")
+    assert not np.allclose(images["both"], images["network"])
+    assert not np.allclose(images["both"], images["no-floor"]) and np.all(images["both"] >= images["no-floor"] - 1e-6)
 
 
 def test_reconstruct_command_good_and_bad_files(synth_root, tmp_path, capsys):

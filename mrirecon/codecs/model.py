@@ -71,10 +71,10 @@ class ReconModel(nn.Module):
             w = a (sigma^2 / P)^e_noise m^e_misfit, m the share of the calibration data the ESPIRiT maps do not
             explain (:func:`~mrirecon.physics.map_misfit`): where the maps are wrong, the data are trusted less.
             The defaults (1, 0) are the plain noise-aware weight; results/default_v13 fits them per scan.
-        noise_floor: add back this share of the noise power of the unmeasured lines to the RSS image
-            (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts those lines without
-            noise, so its background sits below that of a fully sampled RSS image, the fastMRI target
-            (results/default_v18).
+        noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
+            (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
+            without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
+            fully sampled scan (results/default_v19).
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -179,7 +179,7 @@ class ReconModel(nn.Module):
         if return_kspace:
             return kspace
         image = rss(kspace, coil_dim=1)
-        return restore_noise_floor(image, measured, mask, self.noise_floor) if self.noise_floor else image
+        return restore_noise_floor(image, measured, self.noise_floor) if self.noise_floor else image
 
     def final_solve(
         self,

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .fft import as_complex
@@ -71,31 +72,46 @@ def white_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) 
     return (noise[0] + 1j * noise[1]).astype(np.complex64)
 
 
-def kspace_noise_variance(measured: Tensor, band: float = 0.1) -> Tensor:
+def kspace_noise_variance(measured: Tensor, band: float = 0.1, outer_lines: float | None = None) -> Tensor:
     """Noise variance per k-space sample, estimated from the data: measured [B,C,H,W,2] (zero off the mask,
     readout along H) -> [B]. The outer ``band`` of readout frequencies at both ends holds almost only noise;
     for complex Gaussian noise |k|^2 is exponential with mean sigma^2, so the median of |k|^2 over the measured
-    samples there, over ln 2, estimates sigma^2 (robust to the little signal left at those frequencies)."""
-    H = measured.shape[-3]
+    samples there, over ln 2, estimates sigma^2 (robust to the little signal left at those frequencies).
+    ``outer_lines``: use only this share of the measured lines, those farthest from the centre of k-space. Without
+    readout oversampling an object's edges leave signal at every readout frequency of the central lines; the
+    outer lines carry the least of it."""
+    H, W = measured.shape[-3], measured.shape[-2]
     n = max(1, int(round(H * band)))
     power = as_complex(torch.cat([measured[..., :n, :, :], measured[..., H - n :, :, :]], dim=-3)).abs().square()
+    distance = (torch.arange(W, device=measured.device) - W // 2).abs().float()
     estimates = []
-    for sample in power.flatten(1):
-        kept = sample[sample > 0]
+    for sample in power:  # [C, 2n, W]
+        lines = sample.sum(dim=(0, 1)) > 0
+        if outer_lines is not None and lines.any():
+            lines &= distance >= torch.quantile(distance[lines], 1.0 - outer_lines)
+        kept = sample[..., lines].flatten()
+        kept = kept[kept > 0]
         estimates.append(kept.median() / math.log(2) if kept.numel() else sample.new_zeros(()))
     return torch.stack(estimates)
 
 
-def restore_noise_floor(image: Tensor, measured: Tensor, mask: Tensor, share: float = 1.0) -> Tensor:
-    """The RSS image of a reconstruction whose unmeasured lines carry no noise -> the expected RSS magnitude of
-    the fully sampled noisy scan, which is what fastMRI's targets are.
+FLOOR_NOISE_LINES = 0.25  # share of the measured lines the noise floor's sigma^2 is read from
+
+
+def restore_noise_floor(image: Tensor, measured: Tensor, share: float = 1.0, window: int = 5) -> Tensor:
+    """The RSS image of a reconstruction -> the same image with no region below a share of the noise floor of
+    the fully sampled noisy scan, which fastMRI's targets carry.
 
     Under the orthonormal FFT every pixel of a fully sampled RSS image carries the coils' summed noise power
-    C sigma^2, a floor under the background. Measured lines put back bring only their share f of it, so
-    sqrt(image^2 + share (1 - f) C sigma^2) adds the rest; sigma^2 from :func:`kspace_noise_variance`.
-    image [B,H,W]; measured [B,C,H,W,2], zero off the mask; mask broadcastable to measured -> [B,H,W].
+    C sigma^2 (sigma^2 from :func:`kspace_noise_variance` on the outer quarter of the measured lines). A network
+    predicts the unmeasured lines without that noise, so its background can sit below the floor. Where the
+    image's mean power over a ``window`` x ``window`` neighbourhood is under share C sigma^2, the missing power is
+    added: sqrt(image^2 + max(0, share C sigma^2 - local power)). Anatomy, far above the floor, and a background
+    already at it are left as they are.
+    image [B,H,W]; measured [B,C,H,W,2] -> [B,H,W].
     """
-    sigma2 = kspace_noise_variance(measured)
-    measured_share = mask.expand_as(measured)[:, 0, ..., 0].float().mean(dim=(-2, -1))
-    floor = share * (1 - measured_share) * measured.shape[1] * sigma2
-    return (image.square() + floor.to(image.dtype).view(-1, 1, 1)).sqrt()
+    sigma2 = kspace_noise_variance(measured, outer_lines=FLOOR_NOISE_LINES)
+    floor = (share * measured.shape[1] * sigma2).to(image.dtype).view(-1, 1, 1)
+    power = image.square()
+    local = F.avg_pool2d(power[:, None], window, stride=1, padding=window // 2, count_include_pad=False)[:, 0]
+    return (power + (floor - local).clamp(min=0)).sqrt()
