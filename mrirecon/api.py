@@ -127,7 +127,8 @@ class Reconstructor:
     ) -> np.ndarray:
         """masked k-space complex [S,C,H,W] (unsampled columns zero) of one scan, mask bool [W]
         -> magnitude [S,H',W]. ``crop_height``: the target's rows; the fully sampled readout is cut to them
-        first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height).
+        first (exact, see :func:`~mrirecon.physics.crop_readout`), so H' = min(H, crop_height). The codec's
+        noise floor applies only when that cut removes readout oversampling (H > crop_height).
         With test-time adaptation (``tta``, changed by ``tta_<field>`` keys of ``net_kwargs``; see
         :meth:`adaptation`) the scan's adapters are fitted first (:func:`mrirecon.adapt.tta.adapt`).
         ``progress`` is called as ``progress("adaptation step", i, steps)`` and ``progress("slice", done, S)``
@@ -135,6 +136,10 @@ class Reconstructor:
         tta_fields, net_kwargs = split_tta_options(net_kwargs)
         tta = self.adaptation(tta, **tta_fields)
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
+        if getattr(self.net, "noise_floor", 0) and (crop_height is None or crop_height >= kspace.shape[-3]):
+            # its noise level is read off the outer readout frequencies, noise alone only where the readout
+            # was oversampled; without, edges at the field of view leave signal there (results/default_v19)
+            net_kwargs.setdefault("noise_floor", 0.0)
         if crop_height is not None:
             kspace = crop_readout(kspace, int(crop_height))
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)

@@ -92,6 +92,26 @@ def test_noise_floor_lifts_the_rss_image_to_the_scans_noise_floor():
         ReconModel(noise_floor=-1.0, **SMALL)
 
 
+def test_reconstructor_applies_the_noise_floor_only_to_readout_oversampled_scans():
+    """The floor's noise level is read off the outer readout frequencies: with the readout cut from 48 to 24 rows
+    (oversampled) the Reconstructor's image is the network's with its floor, without the cut the floor is off."""
+    from mrirecon.api import Reconstructor
+    from mrirecon.physics import crop_readout
+
+    k, mask = _batch(B=1, H=48)
+    torch.manual_seed(0)
+    rec = Reconstructor(ReconModel(backbone="none", patch_size=8, noise_floor=1.0, **SMALL).eval(), device="cpu")
+    kspace = torch.view_as_complex(k[0].contiguous()).numpy()[None]
+    lines = mask[0, 0, 0, :, 0].numpy()
+    with torch.no_grad():
+        cut = rec.reconstruct_kspace(kspace, lines, 8, crop_height=24)
+        whole = rec.reconstruct_kspace(kspace, lines, 8)
+        k24 = crop_readout(k, 24)
+        np.testing.assert_allclose(cut, rec.net(k24, mask, 8).numpy(), rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(whole, rec.net(k, mask, 8, noise_floor=0.0).numpy(), rtol=1e-4, atol=1e-8)
+        assert not np.allclose(whole, rec.net(k, mask, 8).numpy())
+
+
 def test_final_solve_with_espirit_maps_only_corrects_along_them():
     """ESPIRiT maps: the measured lines of every physical coil are kept; a strong pull toward the network's image
     leaves the network's k-space as it was (only the measured lines put back)."""

@@ -156,12 +156,14 @@ class ReconModel(nn.Module):
         trigger_offsets: Tensor | None = None,
         return_kspace: bool = False,
         espirit_maps: Tensor | None = None,
+        noise_floor: float | None = None,
     ) -> Tensor:
         """trigger: override the Trigger mode; trigger_offsets [num_trigger_layers, 4, r]: scan-level offsets
         to the Trigger's coefficients (test-time adaptation); return_kspace: the final coil k-space
         [B,C,H,W,2] instead of the RSS image [B,H,W]; espirit_maps [B,V,H,W,2]: the ESPIRiT maps of the virtual
         coils for the ``espirit`` final solve, computed ahead (by the data loader's workers in training) instead
-        of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`)."""
+        of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`); noise_floor: this call's share instead of the
+        codec's (0 off)."""
         measured, basis = masked_kspace, None
         if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
             basis = coil_basis(masked_kspace, self.virtual_coils)
@@ -179,7 +181,8 @@ class ReconModel(nn.Module):
         if return_kspace:
             return kspace
         image = rss(kspace, coil_dim=1)
-        return restore_noise_floor(image, measured, self.noise_floor) if self.noise_floor else image
+        share = self.noise_floor if noise_floor is None else noise_floor
+        return restore_noise_floor(image, measured, share) if share else image
 
     def final_solve(
         self,
