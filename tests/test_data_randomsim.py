@@ -298,3 +298,36 @@ def test_coarse_voxel_sources_average_then_interpolate_and_texture_roughens_them
     fine, fine_draw = randomsim.mni_slices(replace(cfg, source_voxel_mm=(0.1, 0.1)), draw, np.random.default_rng(1))
     assert fine_draw.source_voxel_mm == 0.0
     np.testing.assert_array_equal(fine, sharp)
+
+
+def test_shift_anatomy_from_the_users_files_replaces_dipys_and_a_bad_file_is_named(tmp_path, capsys):
+    import nibabel as nib
+
+    from mrirecon.data import read_volume
+
+    yy, xx = np.mgrid[:48, :40]
+    head = ((yy - 24) / 20) ** 2 + ((xx - 20) / 16) ** 2 < 1
+    files = []
+    for name, level in (("subject_a", 1.0), ("subject_b", 0.4)):
+        vol = np.repeat((head * level * (1 + 0.5 * (xx > 20)))[:, :, None], 3, axis=2).astype(np.float32)
+        files.append(str(tmp_path / f"{name}.nii.gz"))
+        nib.save(nib.Nifti1Image(vol, np.diag([1.5, 1.5, 3.0, 1.0])), files[-1])
+    args = ["--preset", "random-tiny", "--train-volumes", "0", "--val-volumes", "0", "--test-volumes", "0",
+            "--shift-volumes", "2", "--physics-volumes", "0", "--slices", "2", "--quiet",
+            "--shift-anatomy", *files]  # fmt: skip
+    for out in ("a", "b"):
+        assert main(["--out", str(tmp_path / out), *args]) == 0
+    for index, name in enumerate(("subject_a", "subject_b")):
+        fname = f"synth_shift_{index:03d}_acc4.h5"
+        vols = [read_volume(tmp_path / out / "shift_test_format" / fname) for out in ("a", "b")]
+        assert vols[0].attrs["acquisition"] == f"file-{name}"
+        np.testing.assert_array_equal(vols[0].kspace, vols[1].kspace)  # deterministic per seed
+    meta = json.loads((tmp_path / "a" / ".synth.json").read_text())
+    assert meta["shift_anatomy"] == files
+    bad = tmp_path / "notes.nii.gz"
+    bad.write_text("not an image")
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "c"), *args[:-2], str(bad)])
+    assert "notes.nii.gz" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "d"), "--preset", "small", "--shift-anatomy", files[0]])

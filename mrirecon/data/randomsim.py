@@ -62,6 +62,8 @@ class SimConfig:
     Physics-shift split: ``shift_matrices``, ``shift_coils``, ``shift_coil_models``,
     ``shift_noise_correlation``, ``shift_noise_latent`` replace the acquisition ranges; they must lie
     outside the training ones (checked in ``__post_init__``).
+    ``shift_anatomy``: NIfTI files (or .npy slices) whose anatomy replaces dipy's in the shift split, e.g. real
+    subjects held out for validation.
     ``train_physics="shift"`` draws the train / val / test splits from the physics-shift ranges too: the
     data of a model trained on the target physics, which measures the shift gap (other seeds than the
     physics-shift split's volumes).
@@ -109,6 +111,7 @@ class SimConfig:
     shift_coil_models: tuple[str, ...] = ("planar",)
     shift_noise_correlation: tuple[float, float] = (0.45, 0.6)
     shift_noise_latent: tuple[int, int] = (1, 1)
+    shift_anatomy: tuple[str, ...] = ()
     test_accelerations: tuple[int, ...] = (4, 8)
     train_physics: str = "default"
 
@@ -307,12 +310,12 @@ def pad_to(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def simulate(cfg: SimConfig, split: str, rng: np.random.Generator, dipy_source=None):
+def simulate(cfg: SimConfig, split: str, rng: np.random.Generator, shift_source=None):
     """One volume of ``split`` -> (kspace [S,C,H,W], target [S,h,w], Draw, acquisition name)."""
     shifted = split == "physics" or (cfg.train_physics == "shift" and split in ("train", "val", "test"))
     draw = draw_physics(cfg, shifted, rng)
     if split == "shift":
-        small, acq = shift_anatomy(dipy_source, cfg.slices, draw.matrix[2:], draw.pixel_mm, rng)
+        small, acq = shift_anatomy(shift_source, cfg.slices, draw.matrix[2:], draw.pixel_mm, rng)
         image = pad_to(small, draw.matrix[:2])
         draw = replace(draw, contrast=acq)
     else:

@@ -1,5 +1,6 @@
-"""Anatomy shipped inside installed wheels (no download): the MNI152 2009a T1 template (nilearn) and real
-single-subject slices (dipy, the "shift" split), resampled onto a simulator's image grid."""
+"""Anatomy for the simulators: the MNI152 2009a T1 template (nilearn) and real single-subject slices for the
+"shift" split (dipy's, both shipped inside installed wheels, no download; or a user's own NIfTI files), resampled
+onto a simulator's image grid."""
 
 from __future__ import annotations
 
@@ -35,26 +36,41 @@ def load_mni() -> np.ndarray:
     return vol / vol.max()
 
 
-@functools.lru_cache(maxsize=1)
-def load_shift_sources() -> list[tuple[str, np.ndarray, float]]:
-    """Real single-subject slices shipped with dipy: (name, [X,Y,Z] float32 in [0,1], in-plane mm)."""
+def read_anatomy(path: Path) -> tuple[np.ndarray, float]:
+    """A magnitude volume from NIfTI (first volume of 4-D data) or a .npy slice -> ([X,Y,Z] float32 in [0,1],
+    in-plane mm); a file that is not one names itself in the error."""
     import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
 
-    root = package_dir("dipy") / "data" / "files"
-    out = []
-    for name in DIPY_FILES:
-        if name.endswith(".npy"):
-            vol = np.load(root / name, allow_pickle=False)[:, :, None]
-            mm = 1.0
+    try:
+        if path.suffix == ".npy":
+            vol, mm = np.load(path, allow_pickle=False), 1.0
         else:
-            img = nib.load(str(root / name))
-            vol = np.asarray(img.dataobj)
-            vol = vol.reshape(vol.shape[:3])
-            mm = float(img.header.get_zooms()[0])
-        vol = np.clip(vol.astype(np.float32), 0, None)
-        vol /= max(float(np.percentile(vol, 99.8)), 1e-12)
-        out.append((name.split(".")[0], np.clip(vol, 0, 1), mm))
-    return out
+            img = nib.load(str(path))
+            vol, mm = np.asarray(img.dataobj), float(img.header.get_zooms()[0])
+    except (OSError, ValueError, ImageFileError) as exc:
+        raise ValueError(f"{path}: not a readable NIfTI volume or .npy slice ({exc})") from exc
+    if vol.ndim == 2:
+        vol = vol[:, :, None]
+    if vol.ndim < 2 or min(vol.shape[:2]) < 8 or not np.issubdtype(vol.dtype, np.number):
+        raise ValueError(f"{path}: expected a 2-D or 3-D magnitude image of at least 8 x 8, got shape {vol.shape}")
+    vol = np.clip(vol[(...,) + (0,) * (vol.ndim - 3)].astype(np.float32), 0, None)
+    if not np.isfinite(vol).all() or vol.max() <= 0:
+        raise ValueError(f"{path}: the image is empty or holds non-finite values")
+    vol /= max(float(np.percentile(vol, 99.8)), 1e-12)
+    return np.clip(vol, 0, 1), mm
+
+
+@functools.lru_cache(maxsize=4)
+def load_shift_sources(files: tuple[str, ...] = ()) -> list[tuple[str, np.ndarray, float]]:
+    """Real single-subject anatomy for the shift split: (label, [X,Y,Z] float32 in [0,1], in-plane mm).
+    By default the slices shipped with dipy (labels ``dipy-NAME``); ``files`` (NIfTI volumes or .npy slices, e.g.
+    a validation set of other subjects) replace them (labels ``file-NAME``)."""
+    if files:
+        paths, prefix = [Path(f) for f in files], "file"
+    else:
+        paths, prefix = [package_dir("dipy") / "data" / "files" / name for name in DIPY_FILES], "dipy"
+    return [(f"{prefix}-{path.name.split('.')[0]}", *read_anatomy(path)) for path in paths]
 
 
 def affine_slices(
@@ -91,11 +107,11 @@ def affine_slices(
 def shift_anatomy(
     source: tuple[str, np.ndarray, float], n_slices: int, image: tuple[int, int], pixel_mm: float, rng
 ) -> tuple[np.ndarray, str]:
-    """Up to ``n_slices`` central slices of a dipy volume on the (h, w) grid (no augmentation)."""
+    """Up to ``n_slices`` central slices of a shift source on the (h, w) grid (no augmentation)."""
     name, vol, mm = source
     nz = vol.shape[2]
     k = min(n_slices, nz)
     start = max(0, (nz - k) // 2)
     sl = np.moveaxis(vol[:, :, start : start + k], 2, 0)
     sl = np.ascontiguousarray(np.rot90(sl, k=1, axes=(1, 2)))
-    return affine_slices(sl, image, mm, pixel_mm, rng, augment=False), f"dipy-{name}"
+    return affine_slices(sl, image, mm, pixel_mm, rng, augment=False), name

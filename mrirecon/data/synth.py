@@ -1,7 +1,8 @@
 """The embedded dataset: simulated multi-coil brain k-space in fastMRI's HDF5 format.
 
 Anatomy: the MNI152 2009a T1 template shipped in the nilearn wheel (main splits) and real single-subject
-slices shipped in the dipy wheel (the "shift" split) (:mod:`mrirecon.data.sources`). Physics: through
+slices shipped in the dipy wheel, or the user's own files (``--shift-anatomy``), for the "shift" split
+(:mod:`mrirecon.data.sources`). Physics: through
 :mod:`mrirecon.physics`. Deterministic from ``seed``. This module builds the volumes of either simulator
 and writes them; the simulators themselves are :mod:`mrirecon.data.presets` and :mod:`mrirecon.data.randomsim`.
 
@@ -166,7 +167,7 @@ def _sim_volume(split: str, index: int, seed: int, acquired: Acquired, **attrs: 
 def build_random_volume(split: str, index: int, cfg: SimConfig, seed: int) -> SimVolume:
     """One volume of the physics-randomised simulator; the stream depends only on (seed, split, index)."""
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
-    sources = load_shift_sources() if split == "shift" else None
+    sources = load_shift_sources(cfg.shift_anatomy) if split == "shift" else None
     source = sources[index % len(sources)] if sources else None
     kspace, target, draw, acq = randomsim.simulate(cfg, split, rng, source)
     acquired = Acquired(kspace, target, acq, draw.matrix[2:], draw.pixel_mm, draw.num_coils)
@@ -305,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:
         help="random* presets: 'shift' draws train/val/test from the physics-shift ranges (the shift gap's reference)",
     )
     parser.add_argument(
+        "--shift-anatomy",
+        nargs="+",
+        metavar="FILE",
+        help="random* presets: real anatomy for the shift split from these NIfTI magnitude volumes (or .npy slices) "
+        "instead of dipy's; volumes take the files in turn, their central slices (e.g. a validation set of subjects)",
+    )
+    parser.add_argument(
         "--full-shift-splits",
         action="store_true",
         help="also write the shift and physics splits fully sampled (shift/, physics/: the same volumes), so that "
@@ -315,14 +323,21 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {f"n_{s}": getattr(args, f"{s}_volumes") for s in ("train", "val", "test", "shift", "physics")}
     overrides["slices"] = args.slices
     overrides["train_physics"] = args.train_physics
+    overrides["shift_anatomy"] = tuple(args.shift_anatomy) if args.shift_anatomy else None
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if overrides:
         cfg = get_preset(preset)
-        if ({"n_physics", "train_physics"} & set(overrides)) and not isinstance(cfg, SimConfig):
-            parser.error(f"--physics-volumes and --train-physics need a random* preset, not {preset!r}")
+        if ({"n_physics", "train_physics", "shift_anatomy"} & set(overrides)) and not isinstance(cfg, SimConfig):
+            options = "--physics-volumes, --train-physics and --shift-anatomy"
+            parser.error(f"{options} need a random* preset, not {preset!r}")
         if any(v < 0 for v in overrides.values() if isinstance(v, int)) or overrides.get("slices", 1) < 1:
             parser.error("volume counts must be >= 0 and --slices >= 1")
         preset = replace(cfg, **overrides)
+    if args.shift_anatomy:
+        try:
+            load_shift_sources(tuple(args.shift_anatomy))  # a bad file stops here, named, before any volume
+        except ValueError as exc:
+            parser.error(str(exc))
     root = Path(args.out)
     if is_complete(root) and not args.overwrite:
         print(f"{root}: a simulated dataset is already there (use --overwrite to rebuild)")
