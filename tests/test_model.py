@@ -534,3 +534,23 @@ def test_grow_cascades_copies_the_last_ones_and_refuses_shrinking(tmp_path, caps
         with pytest.raises(SystemExit) as exit_:
             grow_main([str(tmp_path / "c"), str(tmp_path / f"bad{cascades}"), "--cascades", cascades])
         assert exit_.value.code == 2 and "has 2 cascades" in capsys.readouterr().err
+
+
+def test_support_option_leaves_nothing_outside_the_maps_and_changes_nothing_inside():
+    """final_solve_support: the coil images are zero where every ESPIRiT map is zero (there the solve cannot act on
+    the network's fold-over residue); inside the maps' support the image is the solve's without the option."""
+    k, mask = _batch(B=1, C=5)
+    maps = torch.randn(1, 3, 48, 40, 2, generator=torch.Generator().manual_seed(1))
+    maps[..., :, :12, :] = 0  # the object's support: columns 12 and up
+    torch.manual_seed(0)
+    args = dict(
+        patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
+        **SMALL,
+    )  # fmt: skip
+    plain, cut = ReconModel(**args).eval(), ReconModel(final_solve_support=True, **args).eval()
+    cut.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        before, after = plain(k, mask, 8, espirit_maps=maps), cut(k, mask, 8, espirit_maps=maps)
+    peak = before.abs().max()
+    assert after[..., :12].abs().max() < 1e-5 * peak and before[..., :12].abs().max() > 1e-2 * peak
+    torch.testing.assert_close(after[..., 12:], before[..., 12:], rtol=1e-4, atol=1e-5 * peak.item())

@@ -408,3 +408,19 @@ def test_importing_the_training_path_leaves_sigpy_unloaded():
     code = f"import sys, {modules}; print(sorted({{'sigpy', 'numba'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_zero_outside_maps_keeps_the_coil_images_on_the_support_and_a_slice_without_maps_whole():
+    import fastmri
+
+    from mrirecon.physics import zero_outside_maps
+
+    g = torch.Generator().manual_seed(0)
+    kspace = torch.randn(2, 4, 16, 12, 2, generator=g)
+    maps = torch.randn(2, 4, 16, 12, 2, generator=g)
+    maps[0, :, :5] = 0  # rows 0-4 outside the object
+    maps[1] = 0  # no calibration: no maps at all
+    images, out = fastmri.ifft2c(kspace), fastmri.ifft2c(zero_outside_maps(kspace, maps))
+    assert out[0, :, :5].abs().max() < 1e-6
+    torch.testing.assert_close(out[0, :, 5:], images[0, :, 5:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[1], images[1], atol=1e-5, rtol=1e-5)

@@ -22,6 +22,7 @@ from ..physics import (
     sens_expand,
     sens_reduce,
     sense_toward_prior,
+    zero_outside_maps,
 )
 from .backbones import BackboneName, FrozenBackbone, build_backbone
 from .decoder import ImageDecoder
@@ -71,6 +72,11 @@ class ReconModel(nn.Module):
             w = a (sigma^2 / P)^e_noise m^e_misfit, m the share of the calibration data the ESPIRiT maps do not
             explain (:func:`~mrirecon.physics.map_misfit`): where the maps are wrong, the data are trusted less.
             The defaults (1, 0) are the plain noise-aware weight; results/default_v13 fits them per scan.
+        final_solve_support: with ``espirit`` maps, the coil images are set to zero outside the maps' support
+            (the object as the cropped calibration finds it; :func:`~mrirecon.physics.zero_outside_maps`): the
+            solve cannot correct the network's fold-over residue there; the noise floor then fills it
+            (results/default_v20). Meant for ``final_solve_trainable`` (otherwise the measured lines put back
+            afterwards bring part of it back).
         noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
             without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
@@ -106,6 +112,7 @@ class ReconModel(nn.Module):
         final_solve_crop: float = 0.0,
         final_solve_noise_exponent: float = 1.0,
         final_solve_misfit_exponent: float = 0.0,
+        final_solve_support: bool = False,
         noise_floor: float = 0.0,
     ) -> None:
         super().__init__()
@@ -123,6 +130,7 @@ class ReconModel(nn.Module):
         self.final_solve_trainable = final_solve_trainable
         self.final_solve_crop = final_solve_crop
         self.final_solve_exponents = (final_solve_noise_exponent, final_solve_misfit_exponent)
+        self.final_solve_support = final_solve_support
         if final_solve_trainable:  # kept with iterations 0 (the solve off), so a trained codec still loads
             self.final_solve_log_weight = nn.Parameter(torch.tensor(math.log(final_solve_weight)))
         if token_order not in TOKEN_ORDERS:
@@ -213,7 +221,10 @@ class ReconModel(nn.Module):
                     scale = scale * map_misfit(measured, sens, num_low_frequencies).clamp_min(1e-6).pow(e_misfit)
                 weight = self.final_solve_log_weight.exp() * scale.view(-1, 1, 1, 1, 1)
             x = sense_toward_prior(measured, sens, mask, prior, weight, self.final_solve_iterations)
-            return kspace + sens_expand(x - prior, sens) if espirit else sens_expand(x, sens)
+            if not espirit:
+                return sens_expand(x, sens)
+            kspace = kspace + sens_expand(x - prior, sens)
+            return zero_outside_maps(kspace, sens) if self.final_solve_support else kspace
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""

@@ -18,7 +18,15 @@ Forward operator of a scan with coil maps S and column mask M:  A x = M F (S x);
 """
 
 from .coil_models import COIL_MODELS, coil_maps, cropped_birdcage_maps, smooth_coil_phase
-from .coils import coil_basis, compress_coils, expand_coils, sens_expand, sens_expand_np, sens_reduce
+from .coils import (
+    coil_basis,
+    compress_coils,
+    expand_coils,
+    sens_expand,
+    sens_expand_np,
+    sens_reduce,
+    zero_outside_maps,
+)
 from .combine import center_crop, coil_images_rss_np, rss, rss_np, zero_filled_rss, zero_filled_rss_np
 from .consistency import adjoint_op, data_consistency, forward_op, soft_data_consistency
 from .espirit import (
@@ -100,6 +108,7 @@ __all__ = [
     "sens_expand",
     "sens_expand_np",
     "sens_reduce",
+    "zero_outside_maps",
     "sense_toward_prior",
     "smooth_coil_phase",
     "smooth_phase",

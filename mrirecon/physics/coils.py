@@ -18,7 +18,15 @@ from torch import Tensor
 
 from .fft import as_complex, fft2c_np
 
-__all__ = ["coil_basis", "compress_coils", "expand_coils", "sens_expand", "sens_expand_np", "sens_reduce"]
+__all__ = [
+    "coil_basis",
+    "compress_coils",
+    "expand_coils",
+    "sens_expand",
+    "sens_expand_np",
+    "sens_reduce",
+    "zero_outside_maps",
+]
 
 
 def sens_expand(image: Tensor, sens: Tensor) -> Tensor:
@@ -29,6 +37,15 @@ def sens_expand(image: Tensor, sens: Tensor) -> Tensor:
 def sens_reduce(kspace: Tensor, sens: Tensor) -> Tensor:
     """Coil combination: sum_c conj(S_c) F^H(y_c). kspace, sens [B,C,H,W,2] -> [B,1,H,W,2]."""
     return fastmri.complex_mul(fastmri.ifft2c(kspace), fastmri.complex_conj(sens)).sum(1, keepdim=True)
+
+
+def zero_outside_maps(kspace: Tensor, sens: Tensor) -> Tensor:
+    """Coil k-space whose coil images are set to zero where every map is zero (outside the object, as a cropped
+    ESPIRiT calibration finds it). A slice whose maps are zero everywhere (no calibration) is left as it is.
+    kspace, sens [B,C,H,W,2] -> [B,C,H,W,2]."""
+    support = sens.square().sum(dim=(1, 4), keepdim=True) > 0  # [B,1,H,W,1]
+    support |= ~support.flatten(1).any(dim=1).view(-1, 1, 1, 1, 1)
+    return fastmri.fft2c(fastmri.ifft2c(kspace) * support)
 
 
 def sens_expand_np(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
