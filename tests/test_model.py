@@ -212,7 +212,7 @@ def test_shipped_default_runs_the_fitted_per_scan_solve_and_the_noise_floor_and_
     assert net.final_solve_exponents == (0.75, 3.5) and net.final_solve_crop == 0.9
     # 0.3 x 10^5.75 (results/default_v13, default_v19) and the full noise floor (default_v19)
     assert net.final_solve_log_weight.item() == pytest.approx(np.log(168702.4))
-    assert net.noise_floor == 1.0
+    assert net.noise_floor == 1.0 and net.final_solve_support  # default_v19, default_v20
     off = load_codec(final_solve_iterations=0, noise_floor=0.0)[0]
     assert off.final_solve_iterations == 0 and off.noise_floor == 0.0
 
@@ -536,21 +536,25 @@ def test_grow_cascades_copies_the_last_ones_and_refuses_shrinking(tmp_path, caps
         assert exit_.value.code == 2 and "has 2 cascades" in capsys.readouterr().err
 
 
-def test_support_option_leaves_nothing_outside_the_maps_and_changes_nothing_inside():
+def test_support_option_leaves_nothing_outside_the_maps_where_the_noise_floor_fills_it():
     """final_solve_support: the coil images are zero where every ESPIRiT map is zero (there the solve cannot act on
-    the network's fold-over residue); inside the maps' support the image is the solve's without the option."""
+    the network's fold-over residue) and the solve's inside; only in a call with the noise floor on."""
+    import fastmri
+
     k, mask = _batch(B=1, C=5)
     maps = torch.randn(1, 3, 48, 40, 2, generator=torch.Generator().manual_seed(1))
     maps[..., :, :12, :] = 0  # the object's support: columns 12 and up
     torch.manual_seed(0)
     args = dict(
         patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
-        **SMALL,
+        noise_floor=1.0, **SMALL,
     )  # fmt: skip
     plain, cut = ReconModel(**args).eval(), ReconModel(final_solve_support=True, **args).eval()
     cut.load_state_dict(plain.state_dict())
     with torch.no_grad():
-        before, after = plain(k, mask, 8, espirit_maps=maps), cut(k, mask, 8, espirit_maps=maps)
+        run = lambda net, **kw: fastmri.ifft2c(net(k, mask, 8, espirit_maps=maps, return_kspace=True, **kw))  # noqa: E731
+        before, after = run(plain), run(cut)
+        torch.testing.assert_close(run(cut, noise_floor=0.0), before)  # floor off: support off
     peak = before.abs().max()
-    assert after[..., :12].abs().max() < 1e-5 * peak and before[..., :12].abs().max() > 1e-2 * peak
-    torch.testing.assert_close(after[..., 12:], before[..., 12:], rtol=1e-4, atol=1e-5 * peak.item())
+    assert after[..., :12, :].abs().max() < 1e-5 * peak and before[..., :12, :].abs().max() > 1e-2 * peak
+    torch.testing.assert_close(after[..., 12:, :], before[..., 12:, :], rtol=1e-4, atol=1e-5 * peak.item())

@@ -75,7 +75,8 @@ class ReconModel(nn.Module):
         final_solve_support: with ``espirit`` maps, the coil images are set to zero outside the maps' support
             (the object as the cropped calibration finds it; :func:`~mrirecon.physics.zero_outside_maps`): the
             solve cannot correct the network's fold-over residue there; the noise floor then fills it
-            (results/default_v20). Meant for ``final_solve_trainable`` (otherwise the measured lines put back
+            (results/default_v20). Only in calls where the floor is on: without it the zeros would sit far below
+            the target's noise. Meant for ``final_solve_trainable`` (otherwise the measured lines put back
             afterwards bring part of it back).
         noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
@@ -179,8 +180,12 @@ class ReconModel(nn.Module):
         enc = self.encoder(masked_kspace, mask, num_low_frequencies)
         hidden = self.run_backbone(enc.tokens, trigger=trigger, trigger_offsets=trigger_offsets)
         kspace = self.decoder(hidden, enc, masked_kspace, mask)
+        share = self.noise_floor if noise_floor is None else noise_floor
         if self.final_solve_iterations:  # solved on the virtual coils, made consistent on the physical ones
-            kspace = self.final_solve(kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies, espirit_maps)
+            support = self.final_solve_support and share > 0  # zeros outside the object only where the floor fills
+            kspace = self.final_solve(
+                kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies, espirit_maps, support
+            )
             kspace = expand_coils(kspace, basis) if basis is not None else kspace
             if not self.final_solve_trainable:
                 kspace = data_consistency(kspace, measured, mask)
@@ -189,7 +194,6 @@ class ReconModel(nn.Module):
         if return_kspace:
             return kspace
         image = rss(kspace, coil_dim=1)
-        share = self.noise_floor if noise_floor is None else noise_floor
         return restore_noise_floor(image, measured, share) if share else image
 
     def final_solve(
@@ -200,10 +204,11 @@ class ReconModel(nn.Module):
         mask: Tensor,
         num_low_frequencies: Tensor | int | None,
         espirit_maps: Tensor | None = None,
+        support: bool = False,
     ) -> Tensor:
         """Coil k-space [B,C,H,W,2] -> the coil k-space after x = argmin ||A x - y||^2 + w ||x - x_net||^2, x_net
         the coil combination of ``kspace`` with the maps (the learned ``sens`` [B,C,H,W,2] or ESPIRiT's);
-        float32 (complex FFTs) under autocast."""
+        float32 (complex FFTs) under autocast. ``support``: ESPIRiT's coil images zero outside the maps."""
         with torch.autocast(kspace.device.type, enabled=False):
             kspace, measured, sens = kspace.float(), measured.float(), sens.float()
             espirit = self.final_solve_maps == "espirit"
@@ -224,7 +229,7 @@ class ReconModel(nn.Module):
             if not espirit:
                 return sens_expand(x, sens)
             kspace = kspace + sens_expand(x - prior, sens)
-            return zero_outside_maps(kspace, sens) if self.final_solve_support else kspace
+            return zero_outside_maps(kspace, sens) if support else kspace
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""
