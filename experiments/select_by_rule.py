@@ -39,12 +39,12 @@ def scores(*folders: Path) -> dict[str, dict[tuple[str, int], tuple[float, float
     return out
 
 
-def verdict(cand: dict, base: dict) -> str:
+def verdict(cand: dict, base: dict, cells: list) -> str:
     failed = []
     for k in (0, 1):
         if sum(cand[c][k] for c in COARSE) <= sum(base[c][k] for c in COARSE):
             failed.append(f"random-coarse-voxels mean {('PSNR', 'SSIM')[k]} not ahead")
-    for cell in CELLS:
+    for cell in cells:
         if cell not in COARSE and (cand[cell][0] < base[cell][0] - 0.1 or cand[cell][1] < base[cell][1] - 0.003):
             failed.append(f"{cell[0]} {cell[1]}x behind")
     return "; ".join(failed) or "passes"
@@ -53,14 +53,15 @@ def verdict(cand: dict, base: dict) -> str:
 def main(folders: list[Path], base_name: str = "ours") -> None:
     table = scores(*folders)
     base = table[base_name]
-    mean = lambda s: sum(s[c][1] for c in CELLS) / len(CELLS)  # noqa: E731
-    print("| method | " + " | ".join(f"{n} {a}x" for n, a in CELLS) + " | mean SSIM | rule |")
-    print("|---|" + "---|" * (len(CELLS) + 2))
+    cells = [c for c in CELLS if c in base]  # the sets the base was scored on (before default_v20: no real)
+    mean = lambda s: sum(s[c][1] for c in cells) / len(cells)  # noqa: E731
+    print("| method | " + " | ".join(f"{n} {a}x" for n, a in cells) + " | mean SSIM | rule |")
+    print("|---|" + "---|" * (len(cells) + 2))
     for name, s in [(f"{base_name} (BASE)", base), *((n, s) for n, s in table.items() if n != base_name)]:
-        if len(s) < len(CELLS):
+        if any(c not in s for c in cells):
             continue  # not scored on every set (e.g. an earlier round's candidates)
-        cells = " | ".join(f"{s[c][0]:.2f} / {s[c][1]:.4f}" for c in CELLS)
-        print(f"| {name} | {cells} | {mean(s):.5f} | {verdict(s, base) if s is not base else ''} |")
+        row = " | ".join(f"{s[c][0]:.2f} / {s[c][1]:.4f}" for c in cells)
+        print(f"| {name} | {row} | {mean(s):.5f} | {verdict(s, base, cells) if s is not base else ''} |")
 
 
 if __name__ == "__main__":
