@@ -558,3 +558,31 @@ def test_support_option_leaves_nothing_outside_the_maps_where_the_noise_floor_fi
     peak = before.abs().max()
     assert after[..., :12, :].abs().max() < 1e-5 * peak and before[..., :12, :].abs().max() > 1e-2 * peak
     torch.testing.assert_close(after[..., 12:, :], before[..., 12:, :], rtol=1e-4, atol=1e-5 * peak.item())
+
+
+def test_object_option_leaves_the_network_image_alone_off_the_object():
+    """final_solve_object_threshold: the solve corrects the network's coil images only inside the object mask of
+    the network's combined image; outside they are the network's own."""
+    import fastmri
+
+    from mrirecon.physics import object_mask, sens_reduce
+
+    k, mask = _batch(B=1, C=4)
+    maps = torch.randn(1, 4, 48, 40, 2, generator=torch.Generator().manual_seed(1)) * 0.5
+    torch.manual_seed(0)
+    args = dict(patch_size=8, final_solve_maps="espirit", final_solve_trainable=True, **SMALL)
+    network = ReconModel(final_solve_iterations=0, **args).eval()
+    plain = ReconModel(final_solve_iterations=4, **args).eval()
+    masked = ReconModel(final_solve_iterations=4, final_solve_object_threshold=0.6, final_solve_object_margin=1, **args)
+    for net in (plain, masked.eval()):
+        net.load_state_dict(network.state_dict())
+    with torch.no_grad():
+        run = lambda net: net(k, mask, 8, espirit_maps=maps, return_kspace=True)  # noqa: E731
+        before, solved, after = run(network), run(plain), run(masked)
+        inside = object_mask(sens_reduce(before, maps), 0.6, 1).bool()[:, 0, ..., 0]  # [1,H,W]
+    assert 0 < inside.float().mean() < 0.8
+    change = lambda out: (fastmri.ifft2c(out) - fastmri.ifft2c(before)).abs().amax(dim=(1, 4))  # noqa: E731
+    peak = fastmri.ifft2c(before).abs().max()
+    assert change(after)[~inside].max() < 1e-5 * peak  # off the object: the network's coil images
+    assert change(after)[inside].max() > 1e-3 * peak  # on it: corrected
+    assert change(solved)[~inside].max() > 1e-3 * peak  # the plain solve acts everywhere

@@ -424,3 +424,18 @@ def test_zero_outside_maps_keeps_the_coil_images_on_the_support_and_a_slice_with
     assert out[0, :, :5].abs().max() < 1e-6
     torch.testing.assert_close(out[0, :, 5:], images[0, :, 5:], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out[1], images[1], atol=1e-5, rtol=1e-5)
+
+
+def test_object_mask_fills_enclosed_dark_tissue_and_grows_by_the_margin():
+    from mrirecon.physics import object_mask
+
+    H, W = 40, 36
+    yy, xx = torch.meshgrid(torch.arange(H) - 20.0, torch.arange(W) - 18.0, indexing="ij")
+    radius = (yy.square() + xx.square()).sqrt()
+    magnitude = torch.where(radius < 10, 1.0, 0.0) * torch.where((radius > 6) & (radius < 8), 0.0, 1.0)  # dark ring
+    image = torch.stack([magnitude, torch.zeros_like(magnitude)], -1)[None, None] * 3.0  # [1,1,H,W,2]
+    mask = object_mask(image, 0.1, 2)[0, 0, ..., 0]
+    assert mask.shape == (H, W) and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert mask[radius < 10].all()  # the ring inside the object is filled
+    assert not mask[radius > 10 + 2 * 2**0.5 + 0.5].any()  # nothing beyond the margin (a square's diagonal)
+    assert mask[(radius > 10.2) & (radius < 11.5)].all()  # the margin itself

@@ -17,6 +17,7 @@ from ..physics import (
     expand_coils,
     kspace_noise_variance,
     map_misfit,
+    object_mask,
     restore_noise_floor,
     rss,
     sens_expand,
@@ -78,6 +79,11 @@ class ReconModel(nn.Module):
             (results/default_v20). Only in calls where the floor is on: without it the zeros would sit far below
             the target's noise. Meant for ``final_solve_trainable`` (otherwise the measured lines put back
             afterwards bring part of it back).
+        final_solve_object_threshold, final_solve_object_margin: with ``espirit`` maps and a threshold > 0, the
+            solve corrects the network's image only on the object (:func:`~mrirecon.physics.object_mask` of the
+            network's image: above this share of its 99th percentile, holes filled, grown by the margin in
+            pixels). Where the object fills the field of view, the maps' support covers the background too, and
+            unmatched data there came back as fold-over ghosts of the object's edges.
         noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
             without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
@@ -114,6 +120,8 @@ class ReconModel(nn.Module):
         final_solve_noise_exponent: float = 1.0,
         final_solve_misfit_exponent: float = 0.0,
         final_solve_support: bool = False,
+        final_solve_object_threshold: float = 0.0,
+        final_solve_object_margin: int = 8,
         noise_floor: float = 0.0,
     ) -> None:
         super().__init__()
@@ -132,6 +140,7 @@ class ReconModel(nn.Module):
         self.final_solve_crop = final_solve_crop
         self.final_solve_exponents = (final_solve_noise_exponent, final_solve_misfit_exponent)
         self.final_solve_support = final_solve_support
+        self.final_solve_object = (final_solve_object_threshold, final_solve_object_margin)
         if final_solve_trainable:  # kept with iterations 0 (the solve off), so a trained codec still loads
             self.final_solve_log_weight = nn.Parameter(torch.tensor(math.log(final_solve_weight)))
         if token_order not in TOKEN_ORDERS:
@@ -225,11 +234,15 @@ class ReconModel(nn.Module):
                 if e_misfit:
                     scale = scale * map_misfit(measured, sens, num_low_frequencies).clamp_min(1e-6).pow(e_misfit)
                 weight = self.final_solve_log_weight.exp() * scale.view(-1, 1, 1, 1, 1)
+            maps = sens
+            threshold, margin = self.final_solve_object
+            if espirit and threshold > 0:
+                sens = sens * object_mask(prior, threshold, margin)
             x = sense_toward_prior(measured, sens, mask, prior, weight, self.final_solve_iterations)
             if not espirit:
                 return sens_expand(x, sens)
             kspace = kspace + sens_expand(x - prior, sens)
-            return zero_outside_maps(kspace, sens) if support else kspace
+            return zero_outside_maps(kspace, maps) if support else kspace
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""

@@ -14,6 +14,8 @@ from __future__ import annotations
 import fastmri
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.ndimage import binary_fill_holes
 from torch import Tensor
 
 from .fft import as_complex, fft2c_np
@@ -22,6 +24,7 @@ __all__ = [
     "coil_basis",
     "compress_coils",
     "expand_coils",
+    "object_mask",
     "sens_expand",
     "sens_expand_np",
     "sens_reduce",
@@ -46,6 +49,18 @@ def zero_outside_maps(kspace: Tensor, sens: Tensor) -> Tensor:
     support = sens.square().sum(dim=(1, 4), keepdim=True) > 0  # [B,1,H,W,1]
     support |= ~support.flatten(1).any(dim=1).view(-1, 1, 1, 1, 1)
     return fastmri.fft2c(fastmri.ifft2c(kspace) * support)
+
+
+def object_mask(image: Tensor, threshold: float, margin: int) -> Tensor:
+    """Where the object is in an image: magnitude above ``threshold`` times its 99th percentile, holes filled
+    (dark tissue enclosed by bright tissue, e.g. the skull under the scalp), dilated by ``margin`` pixels.
+    image [B,1,H,W,2] -> float mask [B,1,H,W,1] (no gradient)."""
+    magnitude = fastmri.complex_abs(image.detach().float())[:, 0]  # [B,H,W]
+    level = torch.quantile(magnitude.flatten(1), 0.99, dim=1).view(-1, 1, 1)
+    above = (magnitude > threshold * level).cpu().numpy()
+    filled = torch.from_numpy(np.stack([binary_fill_holes(a) for a in above])).to(image.device)
+    grown = F.max_pool2d(filled[:, None].float(), 2 * margin + 1, stride=1, padding=margin)
+    return grown[..., None]
 
 
 def sens_expand_np(image: np.ndarray, maps: np.ndarray) -> np.ndarray:
