@@ -83,7 +83,8 @@ class ReconModel(nn.Module):
             solve corrects the network's image only on the object (:func:`~mrirecon.physics.object_mask` of the
             network's image: above this share of its 99th percentile, holes filled, grown by the margin in
             pixels). Where the object fills the field of view, the maps' support covers the background too, and
-            unmatched data there came back as fold-over ghosts of the object's edges.
+            unmatched data there came back as fold-over ghosts of the object's edges. Off in the default: it
+            passed validation but lost on the dipy split at 4x (results/default_v21).
         noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
             without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
