@@ -175,6 +175,27 @@ def test_datamodule(synth_root):
     assert names[0].isdisjoint(names[1]) and len(names[0] | names[1]) == 4
 
 
+class _WorkerThreads(torch.utils.data.Dataset):
+    """Reports, from inside a loader worker, torch's thread count and the BLAS pools' under numpy."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> tuple[int, list[int]]:
+        from threadpoolctl import threadpool_info
+
+        return torch.get_num_threads(), [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_loader_workers_compute_on_one_thread(synth_root, monkeypatch):
+    """Every loader of the data module runs its workers single-threaded (ESPIRiT calibrations in a dozen workers,
+    each with a BLAS thread per core, starved the training step on the GPU machine)."""
+    dm = FastMRIDataModule(synth_root, synth=False, num_workers=1)
+    monkeypatch.setattr(dm, "_dataset", lambda split, train: _WorkerThreads())
+    torch_threads, blas = next(iter(dm.train_dataloader()))
+    assert int(torch_threads) == 1 and blas and all(int(n) == 1 for n in blas)
+
+
 def test_datamodule_generates_when_missing(tmp_path):
     dm = FastMRIDataModule(tmp_path / "fresh", synth_preset="tiny")
     dm.prepare_data()

@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from fastmri.data.volume_sampler import VolumeSampler
+from threadpoolctl import threadpool_limits
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from mrirecon.data.dataset import ValidatedSliceDataset
@@ -18,6 +19,14 @@ from mrirecon.data.validate import InvalidInputError
 from mrirecon.physics.masks import make_mask_func
 
 log = logging.getLogger(__name__)
+
+
+def one_thread(worker_id: int) -> None:
+    """A data-loader worker computes on one thread (torch and the BLAS under numpy). Each worker otherwise starts
+    a BLAS thread per core for its ESPIRiT calibrations, and a dozen workers starved the training step of its CPU
+    (results/default_v21)."""
+    torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 class _LightningVolumeSampler(VolumeSampler, DistributedSampler):
@@ -180,23 +189,15 @@ class FastMRIDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool, group_shapes: bool = True) -> DataLoader:
         ds = self._dataset(split, train)
+        common = dict(num_workers=self.num_workers, persistent_workers=self.num_workers > 0, worker_init_fn=one_thread)
         sampler = None
         if not train and self.volume_sampler and _distributed():
             sampler = _LightningVolumeSampler(ds, shuffle=False)
         if self.batch_size > 1 and sampler is None and group_shapes:
             batches = ShapeBatchSampler(ds, self.batch_size, shuffle=train, seed=self.synth_seed)
             if train or len(batches.groups) > 1:  # evaluation keeps plain batches when all shapes agree
-                return DataLoader(
-                    ds, batch_sampler=batches, num_workers=self.num_workers, persistent_workers=self.num_workers > 0
-                )
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+                return DataLoader(ds, batch_sampler=batches, **common)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=train and sampler is None, sampler=sampler, **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
