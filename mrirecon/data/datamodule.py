@@ -22,10 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def one_thread(worker_id: int) -> None:
-    """A data-loader worker computes on one thread (torch and the BLAS under numpy). Each worker otherwise starts
-    a BLAS thread per core for its ESPIRiT calibrations, and a dozen workers starved the training step of its CPU
-    (results/default_v21)."""
-    torch.set_num_threads(1)
+    """A data-loader worker's BLAS (under numpy) runs on one thread, as torch already does there. Each worker
+    otherwise starts a BLAS thread per core for its ESPIRiT calibrations, and a dozen workers starved the training
+    step of its CPU (results/default_v21)."""
     threadpool_limits(1)
 
 
