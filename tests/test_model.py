@@ -561,8 +561,8 @@ def test_support_option_leaves_nothing_outside_the_maps_where_the_noise_floor_fi
 
 
 def test_object_option_leaves_the_network_image_alone_off_the_object():
-    """final_solve_object_threshold: the solve corrects the network's coil images only inside the object mask of
-    the network's combined image; outside they are the network's own."""
+    """final_solve_object_threshold: the solve's correction is kept only inside the object mask of the network's
+    combined image, where it is the plain solve's own; outside, the coil images are the network's."""
     import fastmri
 
     from mrirecon.physics import object_mask, sens_reduce
@@ -584,5 +584,7 @@ def test_object_option_leaves_the_network_image_alone_off_the_object():
     change = lambda out: (fastmri.ifft2c(out) - fastmri.ifft2c(before)).abs().amax(dim=(1, 4))  # noqa: E731
     peak = fastmri.ifft2c(before).abs().max()
     assert change(after)[~inside].max() < 1e-5 * peak  # off the object: the network's coil images
-    assert change(after)[inside].max() > 1e-3 * peak  # on it: corrected
+    assert change(after)[inside].max() > 1e-3 * peak  # on it: corrected, as the plain solve does
+    on_object = lambda out: fastmri.ifft2c(out).movedim(1, -2)[inside]  # noqa: E731
+    torch.testing.assert_close(on_object(after), on_object(solved), rtol=1e-4, atol=1e-5 * peak.item())
     assert change(solved)[~inside].max() > 1e-3 * peak  # the plain solve acts everywhere

@@ -80,11 +80,13 @@ class ReconModel(nn.Module):
             the target's noise. Meant for ``final_solve_trainable`` (otherwise the measured lines put back
             afterwards bring part of it back).
         final_solve_object_threshold, final_solve_object_margin: with ``espirit`` maps and a threshold > 0, the
-            solve corrects the network's image only on the object (:func:`~mrirecon.physics.object_mask` of the
+            solve's correction x - x_net is kept only on the object (:func:`~mrirecon.physics.object_mask` of the
             network's image: above this share of its 99th percentile, holes filled, grown by the margin in
-            pixels). Where the object fills the field of view, the maps' support covers the background too, and
-            unmatched data there came back as fold-over ghosts of the object's edges. Off in the default: it
-            passed validation but lost on the dipy split at 4x (results/default_v21).
+            pixels); off it the network's image stays. Where the object fills the field of view, the maps' support
+            covers the background too, and the solve put fold-over ghosts of the object's edges there. The solve
+            itself still sees every pixel, so the object gets the same correction as without the mask
+            (results/default_v22; masking the maps instead pushed the unmatched data onto the object,
+            results/default_v21).
         noise_floor: lift the RSS image where it lies below this share of the fully sampled scan's noise floor
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
             without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
@@ -235,15 +237,15 @@ class ReconModel(nn.Module):
                 if e_misfit:
                     scale = scale * map_misfit(measured, sens, num_low_frequencies).clamp_min(1e-6).pow(e_misfit)
                 weight = self.final_solve_log_weight.exp() * scale.view(-1, 1, 1, 1, 1)
-            maps = sens
-            threshold, margin = self.final_solve_object
-            if espirit and threshold > 0:
-                sens = sens * object_mask(prior, threshold, margin)
             x = sense_toward_prior(measured, sens, mask, prior, weight, self.final_solve_iterations)
             if not espirit:
                 return sens_expand(x, sens)
-            kspace = kspace + sens_expand(x - prior, sens)
-            return zero_outside_maps(kspace, maps) if support else kspace
+            correction = x - prior
+            threshold, margin = self.final_solve_object
+            if threshold > 0:
+                correction = correction * object_mask(prior, threshold, margin)
+            kspace = kspace + sens_expand(correction, sens)
+            return zero_outside_maps(kspace, sens) if support else kspace
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
         """The codecs' tensors only (the frozen backbone is referenced, never stored)."""
