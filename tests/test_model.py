@@ -213,6 +213,7 @@ def test_shipped_default_runs_the_fitted_per_scan_solve_and_the_noise_floor_and_
     # 0.3 x 10^5.75 (results/default_v13, default_v19) and the full noise floor (default_v19)
     assert net.final_solve_log_weight.item() == pytest.approx(np.log(168702.4))
     assert net.noise_floor == 1.0 and net.final_solve_support  # default_v19, default_v20
+    assert net.final_solve_object == (0.1, 8)  # default_v22
     off = load_codec(final_solve_iterations=0, noise_floor=0.0)[0]
     assert off.final_solve_iterations == 0 and off.noise_floor == 0.0
 
