@@ -78,19 +78,25 @@ def test_final_solve_keeps_the_measured_lines_of_every_physical_coil():
 
 
 def test_noise_floor_lifts_the_rss_image_to_the_scans_noise_floor():
-    """noise_floor=s: the image is restore_noise_floor of the same network's RSS image, the same weights."""
+    """noise_floor=s: the image is restore_noise_floor of the same network's RSS image, the same weights;
+    noise_floor_level picks the level it fills to."""
     k, mask = _batch()
     torch.manual_seed(0)
     plain = ReconModel(**SMALL).eval()
     floored = ReconModel(noise_floor=0.5, **SMALL).eval()
-    floored.load_state_dict(plain.state_dict())
+    to_mean = ReconModel(noise_floor=0.5, noise_floor_level="mean", **SMALL).eval()
+    for net in (floored, to_mean):
+        net.load_state_dict(plain.state_dict())
     with torch.no_grad():
-        image = floored(k, mask, 8)
-        expected = restore_noise_floor(plain(k, mask, 8), k, 0.5)
-    torch.testing.assert_close(image, expected)
+        image, mean_image = floored(k, mask, 8), to_mean(k, mask, 8)
+        torch.testing.assert_close(image, restore_noise_floor(plain(k, mask, 8), k, 0.5))
+        torch.testing.assert_close(mean_image, restore_noise_floor(plain(k, mask, 8), k, 0.5, level="mean"))
     assert torch.all(image >= plain(k, mask, 8).detach() - 1e-6) and not torch.equal(image, plain(k, mask, 8))
+    assert torch.all(mean_image <= image + 1e-6) and not torch.equal(mean_image, image)
     with pytest.raises(ValueError, match="noise_floor"):
         ReconModel(noise_floor=-1.0, **SMALL)
+    with pytest.raises(ValueError, match="noise_floor_level"):
+        ReconModel(noise_floor=1.0, noise_floor_level="median", **SMALL)
 
 
 def test_reconstructor_applies_the_noise_floor_only_to_readout_oversampled_scans():

@@ -401,6 +401,28 @@ def test_restore_noise_floor_lifts_the_background_to_the_fully_sampled_floor_and
     torch.testing.assert_close(physics.restore_noise_floor(kept, measured, share=0.0), kept)
 
 
+def test_rss_noise_mean_ratio_matches_the_mean_of_correlated_and_independent_coil_noise():
+    """Fully sampled pure noise of 12 equal coils, independent or sharing one source (correlation 0.55): the ratio
+    read off the outer readout frequencies is within 1 % of the RSS noise image's mean over its RMS, lower for the
+    correlated coils. ``level="mean"`` fills an empty image to that mean, ``rms`` to the RMS."""
+    rng = np.random.default_rng(0)
+    for correlation, expected_below in ((0.0, 1.0), (0.55, 0.97)):
+        cov = physics.random_noise_covariance(12, correlation, rng, latent=1, gain_range=(1.0, 1.0))
+        noise = physics.coil_noise((2, 12, 160, 96), cov, 1.0, rng)
+        kspace = torch.view_as_real(torch.from_numpy(noise))
+        image = physics.rss(kspace)
+        truth = image.mean(dim=(1, 2)) / image.square().mean(dim=(1, 2)).sqrt()
+        ratio = physics.rss_noise_mean_ratio(kspace)
+        np.testing.assert_allclose(ratio.numpy(), truth.numpy(), rtol=0.01)
+        assert torch.all(ratio < expected_below)
+        empty = torch.zeros_like(image)
+        filled = {level: physics.restore_noise_floor(empty, kspace, level=level).mean() for level in ("rms", "mean")}
+        np.testing.assert_allclose(filled["mean"].item(), image.mean().item(), rtol=0.03)
+        np.testing.assert_allclose(filled["rms"].item(), image.square().mean().sqrt().item(), rtol=0.03)
+    with pytest.raises(ValueError, match="level"):
+        physics.restore_noise_floor(empty, kspace, level="median")
+
+
 def test_importing_the_training_path_leaves_sigpy_unloaded():
     """sigpy pulls in numba and llvmlite: only an ESPIRiT calibration or a birdcage coil model loads it, so a machine
     without them can still train on stored data and reconstruct without the final solve."""

@@ -91,6 +91,9 @@ class ReconModel(nn.Module):
             (:func:`~mrirecon.physics.restore_noise_floor`; 0 off): the network predicts the unmeasured lines
             without noise, so its background can sit below that of the fastMRI target, the RSS image of the noisy
             fully sampled scan (results/default_v19).
+        noise_floor_level: ``rms`` fills to the noise's power C sigma^2, ``mean`` to the square of its RSS
+            magnitude's mean, as the target's background averages it (lower where the coils' noise is correlated;
+            :func:`~mrirecon.physics.rss_noise_mean_ratio`, results/default_v22).
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -126,11 +129,15 @@ class ReconModel(nn.Module):
         final_solve_object_threshold: float = 0.0,
         final_solve_object_margin: int = 8,
         noise_floor: float = 0.0,
+        noise_floor_level: str = "rms",
     ) -> None:
         super().__init__()
         if noise_floor < 0:
             raise ValueError(f"noise_floor must be >= 0, got {noise_floor}")
         self.noise_floor = noise_floor
+        if noise_floor_level not in ("rms", "mean"):
+            raise ValueError(f"noise_floor_level must be 'rms' or 'mean', got {noise_floor_level!r}")
+        self.noise_floor_level = noise_floor_level
         self.virtual_coils = virtual_coils
         if final_solve_iterations < 0 or final_solve_weight <= 0:
             raise ValueError("final_solve_iterations must be >= 0 and final_solve_weight > 0")
@@ -206,7 +213,7 @@ class ReconModel(nn.Module):
         if return_kspace:
             return kspace
         image = rss(kspace, coil_dim=1)
-        return restore_noise_floor(image, measured, share) if share else image
+        return restore_noise_floor(image, measured, share, level=self.noise_floor_level) if share else image
 
     def final_solve(
         self,

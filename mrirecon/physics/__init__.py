@@ -58,6 +58,7 @@ from .noise import (
     noise_correlation,
     random_noise_covariance,
     restore_noise_floor,
+    rss_noise_mean_ratio,
     white_noise,
 )
 from .phase import smooth_phase, unscaled_smooth_phase
@@ -104,6 +105,7 @@ __all__ = [
     "random_noise_covariance",
     "restore_noise_floor",
     "rss",
+    "rss_noise_mean_ratio",
     "rss_np",
     "sample_mask",
     "sens_expand",

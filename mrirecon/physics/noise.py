@@ -21,6 +21,7 @@ __all__ = [
     "noise_correlation",
     "random_noise_covariance",
     "restore_noise_floor",
+    "rss_noise_mean_ratio",
     "white_noise",
 ]
 
@@ -80,25 +81,55 @@ def kspace_noise_variance(measured: Tensor, band: float = 0.1, outer_lines: floa
     ``outer_lines``: use only this share of the measured lines, those farthest from the centre of k-space. Without
     readout oversampling an object's edges leave signal at every readout frequency of the central lines; the
     outer lines carry the least of it."""
+    estimates = []
+    for samples in _noise_samples(measured, band, outer_lines):  # [C, N]
+        power = samples.abs().square().flatten()
+        power = power[power > 0]
+        estimates.append(power.median() / math.log(2) if power.numel() else power.new_zeros(()))
+    return torch.stack(estimates)
+
+
+def rss_noise_mean_ratio(measured: Tensor, band: float = 0.1, outer_lines: float | None = None) -> Tensor:
+    """E|n| / sqrt(E|n|^2) for the RSS magnitude n of the coils' noise, read off the samples of
+    :func:`kspace_noise_variance`: measured [B,C,H,W,2] -> [B], 1 for many independent coils, lower when the coils'
+    noise is correlated. |n|^2 = sum_i lambda_i e_i (lambda_i the eigenvalues of the coil noise covariance, e_i
+    unit exponentials) is matched by a Gamma variable of shape k = (sum lambda)^2 / sum lambda^2, whose square root
+    has the ratio Gamma(k + 1/2) / (Gamma(k) sqrt(k))."""
+    ratios = []
+    for samples in _noise_samples(measured, band, outer_lines):  # [C, N]
+        samples = samples[:, samples.abs().sum(0) > 0]
+        if samples.shape[1] < samples.shape[0]:
+            ratios.append(measured.new_ones(()))
+            continue
+        samples = samples.to(torch.complex128)
+        cov = samples @ samples.conj().T / samples.shape[1]
+        k = cov.diagonal().real.sum().square() / cov.abs().square().sum()
+        ratios.append((torch.lgamma(k + 0.5) - torch.lgamma(k) - 0.5 * k.log()).exp().to(measured.dtype))
+    return torch.stack(ratios)
+
+
+def _noise_samples(measured: Tensor, band: float, outer_lines: float | None) -> list[Tensor]:
+    """measured [B,C,H,W,2] -> per sample, complex [C, N]: the outer ``band`` of readout frequencies of the measured
+    lines (of the ``outer_lines`` share farthest from the centre, if given), zeros where a line was not measured."""
     H, W = measured.shape[-3], measured.shape[-2]
     n = max(1, int(round(H * band)))
-    power = as_complex(torch.cat([measured[..., :n, :, :], measured[..., H - n :, :, :]], dim=-3)).abs().square()
+    edges = as_complex(torch.cat([measured[..., :n, :, :], measured[..., H - n :, :, :]], dim=-3))  # [B,C,2n,W]
     distance = (torch.arange(W, device=measured.device) - W // 2).abs().float()
-    estimates = []
-    for sample in power:  # [C, 2n, W]
-        lines = sample.sum(dim=(0, 1)) > 0
+    out = []
+    for sample in edges:  # [C, 2n, W]
+        lines = sample.abs().sum(dim=(0, 1)) > 0
         if outer_lines is not None and lines.any():
             lines &= distance >= torch.quantile(distance[lines], 1.0 - outer_lines)
-        kept = sample[..., lines].flatten()
-        kept = kept[kept > 0]
-        estimates.append(kept.median() / math.log(2) if kept.numel() else sample.new_zeros(()))
-    return torch.stack(estimates)
+        out.append(sample[..., lines].flatten(1))
+    return out
 
 
 FLOOR_NOISE_LINES = 0.25  # share of the measured lines the noise floor's sigma^2 is read from
 
 
-def restore_noise_floor(image: Tensor, measured: Tensor, share: float = 1.0, window: int = 5) -> Tensor:
+def restore_noise_floor(
+    image: Tensor, measured: Tensor, share: float = 1.0, window: int = 5, level: str = "rms"
+) -> Tensor:
     """The RSS image of a reconstruction -> the same image with no region below a share of the noise floor of
     the fully sampled noisy scan, which fastMRI's targets carry.
 
@@ -107,10 +138,16 @@ def restore_noise_floor(image: Tensor, measured: Tensor, share: float = 1.0, win
     predicts the unmeasured lines without that noise, so its background can sit below the floor. Where the
     image's mean power over a ``window`` x ``window`` neighbourhood is under share C sigma^2, the missing power is
     added: sqrt(image^2 + max(0, share C sigma^2 - local power)). Anatomy, far above the floor, and a background
-    already at it are left as they are.
+    already at it are left as they are. ``level="mean"``: fill to the square of the noise magnitude's mean instead
+    of its power, (:func:`rss_noise_mean_ratio`)^2 C sigma^2: the target's background averages that, lower than
+    sqrt(C sigma^2) where the coils' noise is correlated.
     image [B,H,W]; measured [B,C,H,W,2] -> [B,H,W].
     """
     sigma2 = kspace_noise_variance(measured, outer_lines=FLOOR_NOISE_LINES)
+    if level == "mean":
+        sigma2 = sigma2 * rss_noise_mean_ratio(measured, outer_lines=FLOOR_NOISE_LINES).square()
+    elif level != "rms":
+        raise ValueError(f"level must be 'rms' or 'mean', got {level!r}")
     floor = (share * measured.shape[1] * sigma2).to(image.dtype).view(-1, 1, 1)
     power = image.square()
     local = F.avg_pool2d(power[:, None], window, stride=1, padding=window // 2, count_include_pad=False)[:, 0]
