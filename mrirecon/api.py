@@ -32,7 +32,7 @@ from .data import Limits, Volume, file_mask
 from .data.transforms import center_run_length
 from .io import read_volume
 from .metrics import center_crop_to, volume_metrics
-from .physics import crop_readout, zero_filled_rss
+from .physics import crop_readout, readout_margin_noise, zero_filled_rss
 from .progress import ProgressCallback
 
 
@@ -136,10 +136,13 @@ class Reconstructor:
         tta_fields, net_kwargs = split_tta_options(net_kwargs)
         tta = self.adaptation(tta, **tta_fields)
         kspace = torch.view_as_real(torch.from_numpy(np.ascontiguousarray(masked_kspace, dtype=np.complex64)))
+        margin_noise = None
         if getattr(self.net, "noise_floor", 0) and (crop_height is None or crop_height >= kspace.shape[-3]):
             # its noise level is read off the outer readout frequencies, noise alone only where the readout
             # was oversampled; without, edges at the field of view leave signal there (results/default_v19)
             net_kwargs.setdefault("noise_floor", 0.0)
+        elif getattr(self.net, "noise_floor_source", "kspace") == "readout_margin":
+            margin_noise = readout_margin_noise(kspace, int(crop_height))  # the rows the crop below removes
         if crop_height is not None:
             kspace = crop_readout(kspace, int(crop_height))
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)
@@ -157,6 +160,8 @@ class Reconstructor:
             for start in range(0, kspace.shape[0], batch_size):
                 k = kspace[start : start + batch_size].to(self.device)
                 m = mask_t.expand(k.shape[0], 1, 1, -1, 1).to(self.device)
+                if margin_noise is not None:
+                    net_kwargs["noise_samples"] = margin_noise[start : start + batch_size].to(self.device)
                 out.append(run(k * m, m, nlf, **net_kwargs).float().cpu())
                 if progress is not None:
                     progress("slice", start + k.shape[0], kspace.shape[0])

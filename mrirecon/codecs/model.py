@@ -94,6 +94,12 @@ class ReconModel(nn.Module):
         noise_floor_level: ``rms`` fills to the noise's power C sigma^2, ``mean`` to the square of its RSS
             magnitude's mean, as the target's background averages it (lower where the coils' noise is correlated;
             :func:`~mrirecon.physics.rss_noise_mean_ratio`, results/default_v22).
+        noise_floor_source: where the floor's noise power is read. ``kspace``: the outer readout frequencies of
+            the measured lines (:func:`~mrirecon.physics.kspace_noise_variance`). ``readout_margin``: the rows of
+            a readout-oversampled scan that the crop to the target removes
+            (:func:`~mrirecon.physics.readout_margin_noise`), passed in as ``noise_samples`` by
+            :meth:`mrirecon.api.Reconstructor.reconstruct_kspace`, which sees the data before that crop; ``kspace``
+            where it has none (results/default_v23).
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -130,6 +136,7 @@ class ReconModel(nn.Module):
         final_solve_object_margin: int = 8,
         noise_floor: float = 0.0,
         noise_floor_level: str = "rms",
+        noise_floor_source: str = "kspace",
     ) -> None:
         super().__init__()
         if noise_floor < 0:
@@ -138,6 +145,9 @@ class ReconModel(nn.Module):
         if noise_floor_level not in ("rms", "mean"):
             raise ValueError(f"noise_floor_level must be 'rms' or 'mean', got {noise_floor_level!r}")
         self.noise_floor_level = noise_floor_level
+        if noise_floor_source not in ("kspace", "readout_margin"):
+            raise ValueError(f"noise_floor_source must be 'kspace' or 'readout_margin', got {noise_floor_source!r}")
+        self.noise_floor_source = noise_floor_source
         self.virtual_coils = virtual_coils
         if final_solve_iterations < 0 or final_solve_weight <= 0:
             raise ValueError("final_solve_iterations must be >= 0 and final_solve_weight > 0")
@@ -185,13 +195,15 @@ class ReconModel(nn.Module):
         return_kspace: bool = False,
         espirit_maps: Tensor | None = None,
         noise_floor: float | None = None,
+        noise_samples: Tensor | None = None,
     ) -> Tensor:
         """trigger: override the Trigger mode; trigger_offsets [num_trigger_layers, 4, r]: scan-level offsets
         to the Trigger's coefficients (test-time adaptation); return_kspace: the final coil k-space
         [B,C,H,W,2] instead of the RSS image [B,H,W]; espirit_maps [B,V,H,W,2]: the ESPIRiT maps of the virtual
         coils for the ``espirit`` final solve, computed ahead (by the data loader's workers in training) instead
         of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`); noise_floor: this call's share instead of the
-        codec's (0 off)."""
+        codec's (0 off); noise_samples complex [B,C,N]: the noise the floor's level is read from
+        (:func:`~mrirecon.physics.readout_margin_noise`; default: the outer readout frequencies of masked_kspace)."""
         measured, basis = masked_kspace, None
         if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
             basis = coil_basis(masked_kspace, self.virtual_coils)
@@ -213,7 +225,9 @@ class ReconModel(nn.Module):
         if return_kspace:
             return kspace
         image = rss(kspace, coil_dim=1)
-        return restore_noise_floor(image, measured, share, level=self.noise_floor_level) if share else image
+        if not share:
+            return image
+        return restore_noise_floor(image, measured, share, level=self.noise_floor_level, noise_samples=noise_samples)
 
     def final_solve(
         self,

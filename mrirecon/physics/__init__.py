@@ -39,7 +39,7 @@ from .espirit import (
     espirit_sens,
     map_misfit,
 )
-from .fft import as_complex, crop_readout, crop_readout_np, fft2c, fft2c_np, ifft2c, ifft2c_np
+from .fft import as_complex, crop_readout, crop_readout_np, fft2c, fft2c_np, ifft2c, ifft2c_np, readout_image
 from .masks import (
     BASE_MASK_TYPES,
     MASK_TYPES,
@@ -57,6 +57,7 @@ from .noise import (
     kspace_noise_variance,
     noise_correlation,
     random_noise_covariance,
+    readout_margin_noise,
     restore_noise_floor,
     rss_noise_mean_ratio,
     white_noise,
@@ -103,6 +104,8 @@ __all__ = [
     "noise_correlation",
     "partial_fourier",
     "random_noise_covariance",
+    "readout_image",
+    "readout_margin_noise",
     "restore_noise_floor",
     "rss",
     "rss_noise_mean_ratio",

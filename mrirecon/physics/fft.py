@@ -11,7 +11,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_complex", "crop_readout", "crop_readout_np", "fft2c", "fft2c_np", "ifft2c", "ifft2c_np"]
+__all__ = [
+    "as_complex",
+    "crop_readout",
+    "crop_readout_np",
+    "fft2c",
+    "fft2c_np",
+    "ifft2c",
+    "ifft2c_np",
+    "readout_image",
+]
 
 fft2c = fastmri.fft2c  # [..., H, W, 2] -> [..., H, W, 2], centred, orthonormal
 ifft2c = fastmri.ifft2c
@@ -47,6 +56,13 @@ def as_complex(kspace: Tensor) -> Tensor:
     return torch.view_as_complex(kspace.to(torch.promote_types(kspace.dtype, torch.float32)).contiguous())
 
 
+def readout_image(kspace: Tensor) -> Tensor:
+    """k-space [..., H, W, 2] -> complex [..., H, W]: the centred orthonormal inverse FFT along the readout (H)
+    only, image rows by k-space columns."""
+    k = as_complex(kspace)
+    return torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(k, dim=-2), dim=-2, norm="ortho"), dim=-2)
+
+
 def crop_readout(kspace: Tensor, height: int) -> Tensor:
     """k-space [..., H, W, 2] -> [..., height, W, 2] holding the central ``height`` image rows.
 
@@ -57,8 +73,7 @@ def crop_readout(kspace: Tensor, height: int) -> Tensor:
     H = kspace.shape[-3]
     if height >= H:
         return kspace
-    k = as_complex(kspace)
-    img = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(k, dim=-2), dim=-2, norm="ortho"), dim=-2)
+    img = readout_image(kspace)
     top = (H - height) // 2
     img = img[..., top : top + height, :]
     out = torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(img, dim=-2), dim=-2, norm="ortho"), dim=-2)

@@ -13,13 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fft import as_complex
+from .fft import as_complex, readout_image
 
 __all__ = [
     "coil_noise",
     "kspace_noise_variance",
     "noise_correlation",
     "random_noise_covariance",
+    "readout_margin_noise",
     "restore_noise_floor",
     "rss_noise_mean_ratio",
     "white_noise",
@@ -92,20 +93,55 @@ def kspace_noise_variance(measured: Tensor, band: float = 0.1, outer_lines: floa
 def rss_noise_mean_ratio(measured: Tensor, band: float = 0.1, outer_lines: float | None = None) -> Tensor:
     """E|n| / sqrt(E|n|^2) for the RSS magnitude n of the coils' noise, read off the samples of
     :func:`kspace_noise_variance`: measured [B,C,H,W,2] -> [B], 1 for many independent coils, lower when the coils'
-    noise is correlated. |n|^2 = sum_i lambda_i e_i (lambda_i the eigenvalues of the coil noise covariance, e_i
-    unit exponentials) is matched by a Gamma variable of shape k = (sum lambda)^2 / sum lambda^2, whose square root
-    has the ratio Gamma(k + 1/2) / (Gamma(k) sqrt(k))."""
-    ratios = []
-    for samples in _noise_samples(measured, band, outer_lines):  # [C, N]
-        samples = samples[:, samples.abs().sum(0) > 0]
-        if samples.shape[1] < samples.shape[0]:
-            ratios.append(measured.new_ones(()))
-            continue
-        samples = samples.to(torch.complex128)
-        cov = samples @ samples.conj().T / samples.shape[1]
-        k = cov.diagonal().real.sum().square() / cov.abs().square().sum()
-        ratios.append((torch.lgamma(k + 0.5) - torch.lgamma(k) - 0.5 * k.log()).exp().to(measured.dtype))
-    return torch.stack(ratios)
+    noise is correlated (:func:`_gamma_mean_ratio`)."""
+    return torch.stack([_gamma_mean_ratio(s, measured.dtype) for s in _noise_samples(measured, band, outer_lines)])
+
+
+def _gamma_mean_ratio(samples: Tensor, dtype: torch.dtype) -> Tensor:
+    """Noise samples complex [C, N] (zero columns ignored) -> E|n| / sqrt(E|n|^2) for the RSS magnitude n.
+    |n|^2 = sum_i lambda_i e_i (lambda_i the eigenvalues of the coil noise covariance, e_i unit exponentials) is
+    matched by a Gamma variable of shape k = (sum lambda)^2 / sum lambda^2, whose square root has the ratio
+    Gamma(k + 1/2) / (Gamma(k) sqrt(k))."""
+    samples = samples[:, samples.abs().sum(0) > 0]
+    if samples.shape[1] < samples.shape[0]:
+        return torch.ones((), dtype=dtype, device=samples.device)
+    samples = samples.to(torch.complex128)
+    cov = samples @ samples.conj().T / samples.shape[1]
+    k = cov.diagonal().real.sum().square() / cov.abs().square().sum()
+    return (torch.lgamma(k + 0.5) - torch.lgamma(k) - 0.5 * k.log()).exp().to(dtype)
+
+
+def _coil_noise_power(samples: Tensor) -> Tensor:
+    """Noise samples complex [C, N] (zero columns ignored) -> the sum of the coils' noise variances, each the
+    median of |n|^2 over ln 2 (|n|^2 is exponential for complex Gaussian noise; the median shrugs off a little
+    signal)."""
+    power = samples[:, samples.abs().sum(0) > 0].abs().square()
+    if power.shape[1] == 0:
+        return power.new_zeros(())
+    return (power.median(dim=1).values / math.log(2)).sum()
+
+
+MIN_MARGIN_ROWS = 8  # fewer noise rows at each end than this: the floor reads sigma^2 off k-space instead
+
+
+def readout_margin_noise(kspace: Tensor, height: int) -> Tensor | None:
+    """The noise in the readout field of view that a crop to ``height`` rows cuts away: masked k-space
+    [B,C,H,W,2] -> complex [B,C,N] (zero at unmeasured lines), or None when fewer than ``MIN_MARGIN_ROWS`` rows
+    would be taken at each end.
+
+    The readout is fully sampled and readout-oversampled scans (fastMRI brain: 640 rows for a 320-row image) hold
+    the object in the central rows, so the inverse FFT of each measured line along the readout leaves only noise in
+    the outer rows: the outer half of the rows cut at each end, the farthest from the object, at every measured
+    line. Under the orthonormal transform each is a sample of the coil's k-space noise (variance sigma^2). Unlike
+    the outer readout frequencies of the cropped data (:func:`kspace_noise_variance`), these carry no signal from
+    object edges at the cropped field of view's border (results/default_v23)."""
+    H = kspace.shape[-3]
+    rows = (H - height) // 4
+    if rows < MIN_MARGIN_ROWS:
+        return None
+    image = readout_image(kspace)  # [B,C,H,W]
+    margins = torch.cat([image[..., :rows, :], image[..., H - rows :, :]], dim=-2)  # [B,C,2 rows,W]
+    return margins.flatten(-2)
 
 
 def _noise_samples(measured: Tensor, band: float, outer_lines: float | None) -> list[Tensor]:
@@ -128,27 +164,37 @@ FLOOR_NOISE_LINES = 0.25  # share of the measured lines the noise floor's sigma^
 
 
 def restore_noise_floor(
-    image: Tensor, measured: Tensor, share: float = 1.0, window: int = 5, level: str = "rms"
+    image: Tensor,
+    measured: Tensor,
+    share: float = 1.0,
+    window: int = 5,
+    level: str = "rms",
+    noise_samples: Tensor | None = None,
 ) -> Tensor:
     """The RSS image of a reconstruction -> the same image with no region below a share of the noise floor of
     the fully sampled noisy scan, which fastMRI's targets carry.
 
     Under the orthonormal FFT every pixel of a fully sampled RSS image carries the coils' summed noise power
-    C sigma^2 (sigma^2 from :func:`kspace_noise_variance` on the outer quarter of the measured lines). A network
-    predicts the unmeasured lines without that noise, so its background can sit below the floor. Where the
-    image's mean power over a ``window`` x ``window`` neighbourhood is under share C sigma^2, the missing power is
-    added: sqrt(image^2 + max(0, share C sigma^2 - local power)). Anatomy, far above the floor, and a background
-    already at it are left as they are. ``level="mean"``: fill to the square of the noise magnitude's mean instead
-    of its power, (:func:`rss_noise_mean_ratio`)^2 C sigma^2: the target's background averages that, lower than
-    sqrt(C sigma^2) where the coils' noise is correlated.
+    P = sum_c sigma_c^2. ``noise_samples`` complex [B,C,N] (:func:`readout_margin_noise`) give it as the sum of
+    their coils' variances; without them it is C sigma^2, sigma^2 from :func:`kspace_noise_variance` on the outer
+    quarter of the measured lines. A network predicts the unmeasured lines without that noise, so its background
+    can sit below the floor. Where the image's mean power over a ``window`` x ``window`` neighbourhood is under
+    share P, the missing power is added: sqrt(image^2 + max(0, share P - local power)). Anatomy, far above the
+    floor, and a background already at it are left as they are. ``level="mean"``: fill to the square of the noise
+    magnitude's mean instead of its power, (:func:`rss_noise_mean_ratio`)^2 P: the target's background averages
+    that, lower than sqrt(P) where the coils' noise is correlated.
     image [B,H,W]; measured [B,C,H,W,2] -> [B,H,W].
     """
-    sigma2 = kspace_noise_variance(measured, outer_lines=FLOOR_NOISE_LINES)
-    if level == "mean":
-        sigma2 = sigma2 * rss_noise_mean_ratio(measured, outer_lines=FLOOR_NOISE_LINES).square()
-    elif level != "rms":
+    if level not in ("rms", "mean"):
         raise ValueError(f"level must be 'rms' or 'mean', got {level!r}")
-    floor = (share * measured.shape[1] * sigma2).to(image.dtype).view(-1, 1, 1)
-    power = image.square()
-    local = F.avg_pool2d(power[:, None], window, stride=1, padding=window // 2, count_include_pad=False)[:, 0]
-    return (power + (floor - local).clamp(min=0)).sqrt()
+    if noise_samples is None:
+        samples = _noise_samples(measured, 0.1, FLOOR_NOISE_LINES)
+        power = measured.shape[1] * kspace_noise_variance(measured, outer_lines=FLOOR_NOISE_LINES)
+    else:
+        samples = list(noise_samples)
+        power = torch.stack([_coil_noise_power(s) for s in samples])
+    if level == "mean":
+        power = power * torch.stack([_gamma_mean_ratio(s, image.dtype) for s in samples]).square()
+    floor = (share * power).to(image.dtype).view(-1, 1, 1)
+    local = F.avg_pool2d(image.square()[:, None], window, stride=1, padding=window // 2, count_include_pad=False)
+    return (image.square() + (floor - local[:, 0]).clamp(min=0)).sqrt()
