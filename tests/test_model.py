@@ -97,6 +97,8 @@ def test_noise_floor_lifts_the_rss_image_to_the_scans_noise_floor():
         ReconModel(noise_floor=-1.0, **SMALL)
     with pytest.raises(ValueError, match="noise_floor_level"):
         ReconModel(noise_floor=1.0, noise_floor_level="median", **SMALL)
+    with pytest.raises(ValueError, match="noise_floor_source"):
+        ReconModel(noise_floor=1.0, noise_floor_source="air", **SMALL)
 
 
 def test_reconstructor_applies_the_noise_floor_only_to_readout_oversampled_scans():
@@ -117,6 +119,27 @@ def test_reconstructor_applies_the_noise_floor_only_to_readout_oversampled_scans
         np.testing.assert_allclose(cut, rec.net(k24, mask, 8).numpy(), rtol=1e-4, atol=1e-8)
         np.testing.assert_allclose(whole, rec.net(k, mask, 8, noise_floor=0.0).numpy(), rtol=1e-4, atol=1e-8)
         assert not np.allclose(whole, rec.net(k, mask, 8).numpy())
+
+
+def test_reconstructor_reads_the_floor_off_the_rows_the_crop_removes():
+    """noise_floor_source=readout_margin: the Reconstructor hands the network the noise of the rows that cutting
+    the readout from 64 to 24 rows removes (physics.readout_margin_noise), and the floor is read off them instead
+    of the cropped k-space."""
+    from mrirecon.api import Reconstructor
+    from mrirecon.physics import crop_readout, readout_margin_noise
+
+    k, mask = _batch(B=1, H=64)
+    torch.manual_seed(0)
+    net = ReconModel(backbone="none", patch_size=8, noise_floor=1.0, noise_floor_source="readout_margin", **SMALL)
+    rec = Reconstructor(net.eval(), device="cpu")
+    kspace = torch.view_as_complex(k[0].contiguous()).numpy()[None]
+    with torch.no_grad():
+        cut = rec.reconstruct_kspace(kspace, mask[0, 0, 0, :, 0].numpy(), 8, crop_height=24)
+        k24 = crop_readout(k, 24)
+        np.testing.assert_allclose(
+            cut, rec.net(k24, mask, 8, noise_samples=readout_margin_noise(k, 24)).numpy(), rtol=1e-4, atol=1e-8
+        )
+        assert not np.allclose(cut, rec.net(k24, mask, 8).numpy())
 
 
 def test_final_solve_with_espirit_maps_only_corrects_along_them():
@@ -220,6 +243,7 @@ def test_shipped_default_runs_the_fitted_per_scan_solve_and_the_noise_floor_and_
     assert net.final_solve_log_weight.item() == pytest.approx(np.log(168702.4))
     assert net.noise_floor == 1.0 and net.final_solve_support  # default_v19, default_v20
     assert net.final_solve_object == (0.1, 8)  # default_v22
+    assert (net.noise_floor_source, net.noise_floor_level) == ("readout_margin", "mean")  # default_v23
     off = load_codec(final_solve_iterations=0, noise_floor=0.0)[0]
     assert off.final_solve_iterations == 0 and off.noise_floor == 0.0
 

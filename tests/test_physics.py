@@ -401,6 +401,34 @@ def test_restore_noise_floor_lifts_the_background_to_the_fully_sampled_floor_and
     torch.testing.assert_close(physics.restore_noise_floor(kept, measured, share=0.0), kept)
 
 
+def test_readout_margin_noise_reads_the_floor_where_the_cropped_kspace_estimate_fails():
+    """A bright sharp-edged object filling the cropped field of view (rows 48-144 of 192, crop to 96), 8 smooth
+    coils with correlated noise of summed power 8: read off the rows the crop removes, the floor is within 3 % of 8;
+    read off the outer readout frequencies of the cropped k-space, over twice that. The samples are zero at the
+    unmeasured lines; a crop that leaves too few rows gives None."""
+    rng = np.random.default_rng(2)
+    C, H, W, h = 8, 192, 64, 96
+    obj = np.zeros((H, W))
+    obj[48:144, 8:56] = 400.0
+    yy, xx = np.mgrid[:H, :W]
+    sens = np.stack(
+        [np.exp(1j * c - ((yy - 96 - 40 * np.cos(c)) ** 2 + (xx - 32 - 20 * np.sin(c)) ** 2) / 4000) for c in range(C)]
+    )
+    cov = physics.random_noise_covariance(C, 0.5, rng)
+    noisy = physics.sens_expand_np(obj, sens.astype(np.complex64)) + physics.coil_noise((1, C, H, W), cov, 1.0, rng)
+    mask = (np.arange(W) % 3 == 0) | (np.abs(np.arange(W) - W // 2) < 6)
+    kspace = torch.view_as_real(torch.from_numpy((noisy * mask).astype(np.complex64)))
+    cropped = physics.crop_readout(kspace, h)
+    samples = physics.readout_margin_noise(kspace, h)
+    assert samples.shape == (1, C, 2 * 24 * W)
+    np.testing.assert_array_equal(samples.reshape(1, C, -1, W).abs().sum(dim=(1, 2))[0].numpy() > 0, mask)
+    empty = torch.zeros(1, h, W)
+    from_margin = physics.restore_noise_floor(empty, cropped, noise_samples=samples).square().mean().item()
+    np.testing.assert_allclose(from_margin, np.trace(cov).real, rtol=0.03)
+    assert physics.restore_noise_floor(empty, cropped).square().mean().item() > 2 * np.trace(cov).real
+    assert physics.readout_margin_noise(kspace, 180) is None
+
+
 def test_rss_noise_mean_ratio_matches_the_mean_of_correlated_and_independent_coil_noise():
     """Fully sampled pure noise of 12 equal coils, independent or sharing one source (correlation 0.55): the ratio
     read off the outer readout frequencies is within 1 % of the RSS noise image's mean over its RMS, lower for the
