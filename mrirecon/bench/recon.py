@@ -18,7 +18,7 @@ import yaml
 from torch import Tensor, nn
 
 from ..adapt.tta import TTAConfig
-from ..api import Reconstructor
+from ..api import Reconstructor, floor_noise_samples
 from ..baselines.learned import VarNetBaseline
 from ..codecs import ReconModel
 from ..codecs.checkpoint import load_codec, read_card
@@ -178,7 +178,8 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
     for batch in args.batch:
         k, m, nlf = make_inputs(batch, args.coils, tuple(args.size), args.acceleration, args.mask_type, device)
         rows = getattr(args, "target_height", None) or args.size[0]  # the readout cut as the product does
-        fn = with_autocast(lambda k, m, nlf=nlf, rows=rows: net(crop_readout(k, rows), m, nlf), args.precision, device)
+        call = lambda k, m, nlf=nlf, rows=rows: _as_the_product(net, k, m, nlf, rows)  # noqa: E731
+        fn = with_autocast(call, args.precision, device)
 
         def make_step(mode: str, inputs: tuple[Tensor, ...], fn=fn) -> Callable[..., Tensor]:
             wrapped = wrap(fn, mode, inputs)
@@ -188,6 +189,14 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
         cases.append(Case(batch, make_step, (k, m), tensor_bytes(k, m) + image_bytes))
     with torch.inference_mode():  # graph capture and static buffers in inference mode too
         return _time_rows("slice", name, net, args, device, cases)
+
+
+def _as_the_product(net: nn.Module, kspace: Tensor, mask: Tensor, nlf: int, rows: int) -> Tensor:
+    """The network as :meth:`~mrirecon.api.Reconstructor.reconstruct_kspace` calls it: the readout cut to ``rows``
+    and, for a floor read off the rows that cut removes, their noise."""
+    samples = floor_noise_samples(net, kspace, rows) if rows < kspace.shape[-3] else None
+    extra = {"noise_samples": samples} if samples is not None else {}
+    return net(crop_readout(kspace, rows), mask, nlf, **extra)
 
 
 def _inference(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
