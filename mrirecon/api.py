@@ -150,7 +150,7 @@ class Reconstructor:
             # its noise level is read off the outer readout frequencies, noise alone only where the readout
             # was oversampled; without, edges at the field of view leave signal there (results/default_v19)
             net_kwargs.setdefault("noise_floor", 0.0)
-        else:
+        elif crop_height is not None:
             margin_noise = floor_noise_samples(self.net, kspace, int(crop_height))  # before the crop removes them
         if crop_height is not None:
             kspace = crop_readout(kspace, int(crop_height))
