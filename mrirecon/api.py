@@ -69,11 +69,13 @@ def split_tta_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return tta, {key: value for key, value in options.items() if not key.startswith("tta_")}
 
 
-def floor_noise_samples(net: nn.Module, kspace: torch.Tensor, crop_height: int) -> torch.Tensor | None:
+def margin_noise_samples(net: nn.Module, kspace: torch.Tensor, crop_height: int) -> torch.Tensor | None:
     """Masked k-space [B,C,H,W,2] -> complex [B,C,N]: the noise of the readout rows that the crop to ``crop_height``
-    removes, for a codec whose floor reads its level there (``noise_floor_source="readout_margin"``); None for
-    other codecs or too few rows (:func:`~mrirecon.physics.readout_margin_noise`)."""
-    if getattr(net, "noise_floor", 0) and getattr(net, "noise_floor_source", "kspace") == "readout_margin":
+    removes, for a codec whose floor or solve reads its noise there (``noise_floor_source`` or
+    ``final_solve_noise_source`` ``readout_margin``); None for other codecs or too few rows
+    (:func:`~mrirecon.physics.readout_margin_noise`)."""
+    floor = getattr(net, "noise_floor", 0) and getattr(net, "noise_floor_source", "kspace") == "readout_margin"
+    if floor or getattr(net, "final_solve_noise_source", "kspace") == "readout_margin":
         return readout_margin_noise(kspace, crop_height)
     return None
 
@@ -151,7 +153,7 @@ class Reconstructor:
             # was oversampled; without, edges at the field of view leave signal there (results/default_v19)
             net_kwargs.setdefault("noise_floor", 0.0)
         elif crop_height is not None:
-            margin_noise = floor_noise_samples(self.net, kspace, int(crop_height))  # before the crop removes them
+            margin_noise = margin_noise_samples(self.net, kspace, int(crop_height))  # before the crop removes them
         if crop_height is not None:
             kspace = crop_readout(kspace, int(crop_height))
         mask_t = torch.from_numpy(np.asarray(mask, dtype=bool)).view(1, 1, 1, -1, 1)

@@ -18,7 +18,7 @@ import yaml
 from torch import Tensor, nn
 
 from ..adapt.tta import TTAConfig
-from ..api import Reconstructor, floor_noise_samples
+from ..api import Reconstructor, margin_noise_samples
 from ..baselines.learned import VarNetBaseline
 from ..codecs import ReconModel
 from ..codecs.checkpoint import load_codec, read_card
@@ -193,8 +193,8 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
 
 def _as_the_product(net: nn.Module, kspace: Tensor, mask: Tensor, nlf: int, rows: int) -> Tensor:
     """The network as :meth:`~mrirecon.api.Reconstructor.reconstruct_kspace` calls it: the readout cut to ``rows``
-    and, for a floor read off the rows that cut removes, their noise."""
-    samples = floor_noise_samples(net, kspace, rows) if rows < kspace.shape[-3] else None
+    and, for a floor or solve that reads its noise off the rows that cut removes, their noise."""
+    samples = margin_noise_samples(net, kspace, rows) if rows < kspace.shape[-3] else None
     extra = {"noise_samples": samples} if samples is not None else {}
     return net(crop_readout(kspace, rows), mask, nlf, **extra)
 

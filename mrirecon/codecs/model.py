@@ -20,6 +20,7 @@ from ..physics import (
     object_mask,
     restore_noise_floor,
     rss,
+    sample_noise_variance,
     sens_expand,
     sens_reduce,
     sense_toward_prior,
@@ -100,6 +101,9 @@ class ReconModel(nn.Module):
             (:func:`~mrirecon.physics.readout_margin_noise`), passed in as ``noise_samples`` by
             :meth:`mrirecon.api.Reconstructor.reconstruct_kspace`, which sees the data before that crop; ``kspace``
             where it has none (results/default_v23).
+        final_solve_noise_source: where the solve's weight reads sigma^2: ``kspace`` (the outer readout frequencies
+            of all measured lines of the virtual coils, where object edges leave signal) or ``readout_margin`` (the
+            same ``noise_samples`` as the floor, compressed to the virtual coils).
     """
 
     LR_SCALES = {"final_solve_log_weight": 100.0}  # Adam moves a parameter about lr per step; w must move faster
@@ -137,6 +141,7 @@ class ReconModel(nn.Module):
         noise_floor: float = 0.0,
         noise_floor_level: str = "rms",
         noise_floor_source: str = "kspace",
+        final_solve_noise_source: str = "kspace",
     ) -> None:
         super().__init__()
         if noise_floor < 0:
@@ -145,9 +150,12 @@ class ReconModel(nn.Module):
         if noise_floor_level not in ("rms", "mean"):
             raise ValueError(f"noise_floor_level must be 'rms' or 'mean', got {noise_floor_level!r}")
         self.noise_floor_level = noise_floor_level
-        if noise_floor_source not in ("kspace", "readout_margin"):
-            raise ValueError(f"noise_floor_source must be 'kspace' or 'readout_margin', got {noise_floor_source!r}")
+        sources = {"noise_floor_source": noise_floor_source, "final_solve_noise_source": final_solve_noise_source}
+        for name, source in sources.items():
+            if source not in ("kspace", "readout_margin"):
+                raise ValueError(f"{name} must be 'kspace' or 'readout_margin', got {source!r}")
         self.noise_floor_source = noise_floor_source
+        self.final_solve_noise_source = final_solve_noise_source
         self.virtual_coils = virtual_coils
         if final_solve_iterations < 0 or final_solve_weight <= 0:
             raise ValueError("final_solve_iterations must be >= 0 and final_solve_weight > 0")
@@ -203,7 +211,8 @@ class ReconModel(nn.Module):
         coils for the ``espirit`` final solve, computed ahead (by the data loader's workers in training) instead
         of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`); noise_floor: this call's share instead of the
         codec's (0 off); noise_samples complex [B,C,N]: the noise the floor's level is read from
-        (:func:`~mrirecon.physics.readout_margin_noise`; default: the outer readout frequencies of masked_kspace)."""
+        (:func:`~mrirecon.physics.readout_margin_noise`), used where ``noise_floor_source`` or
+        ``final_solve_noise_source`` is ``readout_margin``."""
         measured, basis = masked_kspace, None
         if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
             basis = coil_basis(masked_kspace, self.virtual_coils)
@@ -214,8 +223,11 @@ class ReconModel(nn.Module):
         share = self.noise_floor if noise_floor is None else noise_floor
         if self.final_solve_iterations:  # solved on the virtual coils, made consistent on the physical ones
             support = self.final_solve_support and share > 0  # zeros outside the object only where the floor fills
+            solve_noise = noise_samples if self.final_solve_noise_source == "readout_margin" else None
+            if solve_noise is not None and basis is not None:
+                solve_noise = torch.einsum("bcv,bcn->bvn", basis.conj(), solve_noise.to(basis.dtype))
             kspace = self.final_solve(
-                kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies, espirit_maps, support
+                kspace, enc.sens_maps, masked_kspace, mask, num_low_frequencies, espirit_maps, support, solve_noise
             )
             kspace = expand_coils(kspace, basis) if basis is not None else kspace
             if not self.final_solve_trainable:
@@ -227,7 +239,8 @@ class ReconModel(nn.Module):
         image = rss(kspace, coil_dim=1)
         if not share:
             return image
-        return restore_noise_floor(image, measured, share, level=self.noise_floor_level, noise_samples=noise_samples)
+        floor_noise = noise_samples if self.noise_floor_source == "readout_margin" else None
+        return restore_noise_floor(image, measured, share, level=self.noise_floor_level, noise_samples=floor_noise)
 
     def final_solve(
         self,
@@ -238,10 +251,12 @@ class ReconModel(nn.Module):
         num_low_frequencies: Tensor | int | None,
         espirit_maps: Tensor | None = None,
         support: bool = False,
+        noise_samples: Tensor | None = None,
     ) -> Tensor:
         """Coil k-space [B,C,H,W,2] -> the coil k-space after x = argmin ||A x - y||^2 + w ||x - x_net||^2, x_net
         the coil combination of ``kspace`` with the maps (the learned ``sens`` [B,C,H,W,2] or ESPIRiT's);
-        float32 (complex FFTs) under autocast. ``support``: ESPIRiT's coil images zero outside the maps."""
+        float32 (complex FFTs) under autocast. ``support``: ESPIRiT's coil images zero outside the maps;
+        ``noise_samples`` complex [B,C,N]: the weight's sigma^2 is read off them instead of ``measured``."""
         with torch.autocast(kspace.device.type, enabled=False):
             kspace, measured, sens = kspace.float(), measured.float(), sens.float()
             espirit = self.final_solve_maps == "espirit"
@@ -254,7 +269,11 @@ class ReconModel(nn.Module):
             if self.final_solve_trainable:
                 power = prior.detach().square().sum(-1).mean(dim=(1, 2, 3)).clamp_min(1e-30)
                 e_noise, e_misfit = self.final_solve_exponents
-                scale = (kspace_noise_variance(measured) / power).pow(e_noise)
+                if noise_samples is None:
+                    sigma2 = kspace_noise_variance(measured)
+                else:
+                    sigma2 = sample_noise_variance(noise_samples)
+                scale = (sigma2 / power).pow(e_noise)
                 if e_misfit:
                     scale = scale * map_misfit(measured, sens, num_low_frequencies).clamp_min(1e-6).pow(e_misfit)
                 weight = self.final_solve_log_weight.exp() * scale.view(-1, 1, 1, 1, 1)

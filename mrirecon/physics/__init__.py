@@ -60,6 +60,7 @@ from .noise import (
     readout_margin_noise,
     restore_noise_floor,
     rss_noise_mean_ratio,
+    sample_noise_variance,
     white_noise,
 )
 from .phase import smooth_phase, unscaled_smooth_phase
@@ -109,6 +110,7 @@ __all__ = [
     "restore_noise_floor",
     "rss",
     "rss_noise_mean_ratio",
+    "sample_noise_variance",
     "rss_np",
     "sample_mask",
     "sens_expand",

@@ -23,6 +23,7 @@ __all__ = [
     "readout_margin_noise",
     "restore_noise_floor",
     "rss_noise_mean_ratio",
+    "sample_noise_variance",
     "white_noise",
 ]
 
@@ -82,12 +83,19 @@ def kspace_noise_variance(measured: Tensor, band: float = 0.1, outer_lines: floa
     ``outer_lines``: use only this share of the measured lines, those farthest from the centre of k-space. Without
     readout oversampling an object's edges leave signal at every readout frequency of the central lines; the
     outer lines carry the least of it."""
-    estimates = []
-    for samples in _noise_samples(measured, band, outer_lines):  # [C, N]
-        power = samples.abs().square().flatten()
-        power = power[power > 0]
-        estimates.append(power.median() / math.log(2) if power.numel() else power.new_zeros(()))
-    return torch.stack(estimates)
+    return torch.stack([_pooled_variance(samples) for samples in _noise_samples(measured, band, outer_lines)])
+
+
+def sample_noise_variance(samples: Tensor) -> Tensor:
+    """Noise samples complex [B,C,N] (zero where nothing was measured; :func:`readout_margin_noise`) -> [B]: sigma^2
+    per sample, as :func:`kspace_noise_variance` reads it (median of |n|^2 over all coils, over ln 2)."""
+    return torch.stack([_pooled_variance(s) for s in samples])
+
+
+def _pooled_variance(samples: Tensor) -> Tensor:
+    power = samples.abs().square().flatten()
+    power = power[power > 0]
+    return power.median() / math.log(2) if power.numel() else power.new_zeros(())
 
 
 def rss_noise_mean_ratio(measured: Tensor, band: float = 0.1, outer_lines: float | None = None) -> Tensor:
