@@ -186,6 +186,36 @@ def test_espirit_solve_keeps_the_network_image_of_a_slice_without_a_calibration_
     assert not torch.allclose(out[0], before[0])
 
 
+def test_solve_weight_reads_sigma2_off_the_noise_samples_compressed_to_the_virtual_coils():
+    """final_solve_noise_source=readout_margin: the weight's sigma^2 comes from the noise samples in the virtual coils'
+    basis, so the image equals that of the k-space reading with a scaled by (sigma_samples^2 / sigma_kspace^2)^e;
+    without samples the two sources give the same image."""
+    from mrirecon.physics import coil_basis, compress_coils, kspace_noise_variance, sample_noise_variance
+
+    k, mask = _batch(B=1, C=5)
+    args = dict(
+        patch_size=8, virtual_coils=3, final_solve_iterations=4, final_solve_maps="espirit", final_solve_trainable=True,
+        final_solve_noise_exponent=0.75, **SMALL,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    kspace_net = ReconModel(**args).eval()
+    margin_net = ReconModel(final_solve_noise_source="readout_margin", **args).eval()
+    margin_net.load_state_dict(kspace_net.state_dict())
+    samples = torch.randn(1, 5, 600, dtype=torch.complex64, generator=torch.Generator().manual_seed(1)) * 3e-5
+    basis = coil_basis(k, 3)
+    ratio = sample_noise_variance(torch.einsum("bcv,bcn->bvn", basis.conj(), samples))
+    ratio = ratio / kspace_noise_variance(compress_coils(k, basis))
+    with torch.no_grad():
+        plain = kspace_net(k, mask, 8)
+        torch.testing.assert_close(margin_net(k, mask, 8), plain)
+        out = margin_net(k, mask, 8, noise_samples=samples)
+        assert not torch.allclose(out, plain)
+        kspace_net.final_solve_log_weight += 0.75 * ratio.log().item()
+        torch.testing.assert_close(out, kspace_net(k, mask, 8), rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="final_solve_noise_source"):
+        ReconModel(final_solve_noise_source="air", **SMALL)
+
+
 def test_trainable_espirit_solve_learns_its_weight_and_takes_maps_computed_ahead():
     """A learned solve weight: a gradient reaches it, the measured lines are no longer put back, and maps computed
     ahead by the data loader's transform give the same image as maps computed in the forward."""
