@@ -210,9 +210,9 @@ class ReconModel(nn.Module):
         [B,C,H,W,2] instead of the RSS image [B,H,W]; espirit_maps [B,V,H,W,2]: the ESPIRiT maps of the virtual
         coils for the ``espirit`` final solve, computed ahead (by the data loader's workers in training) instead
         of here (:func:`~mrirecon.data.transforms.WithEspiritMaps`); noise_floor: this call's share instead of the
-        codec's (0 off); noise_samples complex [B,C,N]: the noise the floor's level is read from
-        (:func:`~mrirecon.physics.readout_margin_noise`), used where ``noise_floor_source`` or
-        ``final_solve_noise_source`` is ``readout_margin``."""
+        codec's (0 off); noise_samples complex [B,C,N]: the scan's noise
+        (:func:`~mrirecon.physics.readout_margin_noise`), read by the floor and the solve where
+        ``noise_floor_source`` or ``final_solve_noise_source`` is ``readout_margin``."""
         measured, basis = masked_kspace, None
         if self.virtual_coils and masked_kspace.shape[1] > self.virtual_coils:
             basis = coil_basis(masked_kspace, self.virtual_coils)
