@@ -130,7 +130,7 @@ def steps() -> list[Step]:
               "--val-volumes", "0", "--test-volumes", "0", "--shift-volumes", "2", "--physics-volumes", "2",
               "--slices", "4", "--workers", "2", "--quiet", "--full-shift-splits"]),
         *[Step(f"masks-{name}-{mask}{acc}", f"Results: the held-back set's masks, row {name}, {mask} {acc}x "
-               f"(results/default_v8/masks, results/default_v22/scores/masks)", 5400,
+               f"(results/default_v8/masks, results/default_v23/scores/masks)", 5400,
                _evaluate(f"{FULL_DATA}/{split}", None, ["zero-filled", "l1-wavelet", "bart",
                                                         "ours={root}/codecs/default"],
                          f"{{out}}/masks/{name}-{mask}{acc}", "--mask-type", mask, "--accelerations", acc,
