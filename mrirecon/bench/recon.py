@@ -194,7 +194,7 @@ def _slice_rows(name: str, net: nn.Module, args: argparse.Namespace, device: tor
 def _as_the_product(net: nn.Module, kspace: Tensor, mask: Tensor, nlf: int, rows: int) -> Tensor:
     """The network as :meth:`~mrirecon.api.Reconstructor.reconstruct_kspace` calls it: the readout cut to ``rows``
     and, for a floor or solve that reads its noise off the rows that cut removes, their noise."""
-    samples = margin_noise_samples(net, kspace, rows) if rows < kspace.shape[-3] else None
+    samples = margin_noise_samples(net, kspace, rows)  # None where the cut removes no rows
     extra = {"noise_samples": samples} if samples is not None else {}
     return net(crop_readout(kspace, rows), mask, nlf, **extra)
 
